@@ -1,0 +1,163 @@
+//! The values the store keeps. Stored as JSON inside redb, so they stay readable and can grow
+//! fields (`#[serde(default)]`) without a migration.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A run's id: monotonic across the store.
+pub type RunId = u64;
+/// A dead letter's id: monotonic across the store.
+pub type DeadLetterId = u64;
+
+/// Where a record stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecordStatus {
+    /// Still has steps to run.
+    Pending,
+    /// Every step ran.
+    Done,
+    /// A filter dropped it.
+    Filtered,
+    /// A `foreach` split it into child records.
+    Split,
+    /// Failed and was moved to the dead-letter queue.
+    DeadLettered,
+    /// Failed and was skipped (`on_error: skip`).
+    Skipped,
+}
+
+impl RecordStatus {
+    /// Whether the record needs no more work.
+    pub fn is_terminal(self) -> bool {
+        self != RecordStatus::Pending
+    }
+}
+
+/// One in-flight record and its checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordState {
+    /// The record's identity (names it in history, the DLQ and idempotency keys).
+    pub key: String,
+    /// The record as it stands after the steps run so far.
+    pub data: Value,
+    /// Index of the next step to run.
+    pub next_step: usize,
+    /// Outputs of the action steps run so far, by step id.
+    #[serde(default)]
+    pub outputs: BTreeMap<String, Value>,
+    /// Where it stands.
+    pub status: RecordStatus,
+}
+
+/// A batch of records taken from a trigger, with the cursor to commit once all are terminal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchMeta {
+    /// The run that took it.
+    pub run_id: RunId,
+    /// The cursor to store when every record is terminal; `None` keeps the current one.
+    pub next_cursor: Option<String>,
+    /// When it was taken (ms since the epoch).
+    pub created_ms: u64,
+}
+
+/// A batch found in flight (after a restart, or replayed dead letters).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingBatch {
+    /// Its id.
+    pub id: u64,
+    /// Its metadata.
+    pub meta: BatchMeta,
+    /// Its records by sequence number, terminal ones included.
+    pub records: Vec<(u64, RecordState)>,
+}
+
+/// A record that failed for good.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// The flow.
+    pub flow: String,
+    /// The run it failed in.
+    pub run_id: RunId,
+    /// The record as it stood at the failing step (replay resumes from there).
+    pub state: RecordState,
+    /// The failing step's id.
+    pub step: String,
+    /// The error class (`transient`, `invalid-input`, …).
+    pub class: String,
+    /// The error message.
+    pub error: String,
+    /// Attempts made at the failing step.
+    pub attempts: u32,
+    /// When (ms since the epoch).
+    pub at_ms: u64,
+}
+
+/// What happened to one record in a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordOutcome {
+    /// The record's identity.
+    pub key: String,
+    /// Its final status.
+    pub status: RecordStatus,
+    /// The step it ended at (filter, failing step), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// The error, for failed records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The dead letter it became, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letter: Option<DeadLetterId>,
+    /// When (ms since the epoch).
+    pub at_ms: u64,
+}
+
+/// A run's lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunStatus {
+    /// Still going (or the process died during it).
+    Running,
+    /// Every record reached a terminal state.
+    Succeeded,
+    /// Some records were dead-lettered or skipped.
+    CompletedWithFailures,
+    /// The trigger itself failed (poll error) or a step with `on_error: fail` stopped it.
+    Failed,
+}
+
+/// Record counts of a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunCounts {
+    /// Records taken from the trigger (or split off by `foreach`).
+    pub records_in: u64,
+    /// Records that ran every step.
+    pub records_out: u64,
+    /// Records dropped by a filter.
+    pub filtered: u64,
+    /// Records dead-lettered or skipped.
+    pub failed: u64,
+}
+
+/// One run of a flow: one firing of its trigger.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// The flow.
+    pub flow: String,
+    /// `manual`, `schedule`, `poll`, `webhook`, `replay`, `resume`.
+    pub trigger: String,
+    /// Start (ms since the epoch).
+    pub started_ms: u64,
+    /// End, once finished.
+    pub ended_ms: Option<u64>,
+    /// Lifecycle.
+    pub status: RunStatus,
+    /// Counts so far.
+    pub counts: RunCounts,
+    /// Why it failed, for `Failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}

@@ -1,0 +1,553 @@
+//! The store's API. Writes are async (they wait for the group commit); reads are synchronous
+//! snapshot reads that take microseconds.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::StoreError;
+use crate::model::{
+    BatchMeta, DeadLetter, DeadLetterId, PendingBatch, RecordOutcome, RecordState, RecordStatus, RunId,
+    RunInfo,
+};
+use crate::tables::{BATCHES, CURSORS, DEAD_LETTERS, KV, META, NEXT_ID, RECORDS, RUN_RECORDS, RUNS};
+use crate::writer::Writer;
+
+/// Handle to the state file. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Arc<Database>,
+    writer: Writer,
+    next_id: AtomicU64,
+    path: PathBuf,
+}
+
+fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(v).map_err(|e| StoreError::Decode { what: "value", message: e.to_string() })
+}
+
+fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Decode { what, message: e.to_string() })
+}
+
+/// Raises the persisted id counter to at least `next`.
+fn bump_next_id(txn: &WriteTransaction, next: u64) -> Result<(), StoreError> {
+    let mut meta = txn.open_table(META)?;
+    let current = meta.get(NEXT_ID)?.map(|v| v.value()).unwrap_or(1);
+    if next > current {
+        meta.insert(NEXT_ID, next)?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Opens (or creates) `<dir>/qiao.redb`.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Db(format!("cannot create {}: {e}", dir.display())))?;
+        let path = dir.join("qiao.redb");
+        let db = match Database::create(&path) {
+            Ok(db) => db,
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                return Err(StoreError::Locked { path: path.display().to_string() });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        // Create every table so reads never meet a missing one.
+        let txn = db.begin_write()?;
+        txn.open_table(CURSORS)?;
+        txn.open_table(BATCHES)?;
+        txn.open_table(RECORDS)?;
+        txn.open_table(RUNS)?;
+        txn.open_table(RUN_RECORDS)?;
+        txn.open_table(DEAD_LETTERS)?;
+        txn.open_table(KV)?;
+        let next_id = txn.open_table(META)?.get(NEXT_ID)?.map(|v| v.value()).unwrap_or(1);
+        txn.commit()?;
+        let db = Arc::new(db);
+        let writer =
+            Writer::start(db.clone()).map_err(|e| StoreError::Db(format!("cannot start writer: {e}")))?;
+        Ok(Store { inner: Arc::new(Inner { db, writer, next_id: AtomicU64::new(next_id), path }) })
+    }
+
+    /// The state file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    fn allocate(&self, n: u64) -> u64 {
+        self.inner.next_id.fetch_add(n, Ordering::Relaxed)
+    }
+
+    async fn write(
+        &self,
+        op: impl FnOnce(&WriteTransaction) -> Result<(), StoreError> + Send + 'static,
+    ) -> Result<(), StoreError> {
+        self.inner.writer.write(Box::new(op)).await
+    }
+
+    // ----- cursors and batches -------------------------------------------------------------
+
+    /// The committed cursor of `flow`.
+    pub fn cursor(&self, flow: &str) -> Result<Option<String>, StoreError> {
+        let txn = self.inner.db.begin_read()?;
+        let table = txn.open_table(CURSORS)?;
+        Ok(table.get(flow)?.map(|v| v.value().to_string()))
+    }
+
+    /// Persists a batch taken from a trigger: its records (sequence numbers 0..n, each at step
+    /// 0) and the cursor to commit when they are all terminal. Returns the batch id.
+    pub async fn enqueue_batch(
+        &self,
+        flow: &str,
+        meta: BatchMeta,
+        records: Vec<RecordState>,
+    ) -> Result<u64, StoreError> {
+        let id = self.allocate(1);
+        let flow = flow.to_string();
+        let meta_bytes = encode(&meta)?;
+        let encoded: Vec<Vec<u8>> = records.iter().map(encode).collect::<Result<_, _>>()?;
+        self.write(move |txn| {
+            txn.open_table(BATCHES)?.insert((flow.as_str(), id), meta_bytes.as_slice())?;
+            let mut table = txn.open_table(RECORDS)?;
+            for (seq, bytes) in encoded.iter().enumerate() {
+                table.insert((flow.as_str(), id, seq as u64), bytes.as_slice())?;
+            }
+            bump_next_id(txn, id + 1)
+        })
+        .await?;
+        Ok(id)
+    }
+
+    /// Stores a record's progress (or its terminal state) and, when given, its outcome in the
+    /// run history and its dead letter, all in one transaction. Returns the dead letter's id.
+    pub async fn save_record(
+        &self,
+        flow: &str,
+        batch: u64,
+        seq: u64,
+        state: &RecordState,
+        outcome: Option<(RunId, RecordOutcome)>,
+        dead_letter: Option<DeadLetter>,
+    ) -> Result<Option<DeadLetterId>, StoreError> {
+        let flow = flow.to_string();
+        let state_bytes = encode(state)?;
+        let dl_id = dead_letter.as_ref().map(|_| self.allocate(1));
+        let dl_bytes = dead_letter.as_ref().map(encode).transpose()?;
+        let outcome = match outcome {
+            Some((run, mut o)) => {
+                o.dead_letter = dl_id;
+                Some((run, self.allocate(1), encode(&o)?))
+            }
+            None => None,
+        };
+        self.write(move |txn| {
+            txn.open_table(RECORDS)?.insert((flow.as_str(), batch, seq), state_bytes.as_slice())?;
+            let mut max_id = 0;
+            if let (Some(id), Some(bytes)) = (dl_id, &dl_bytes) {
+                txn.open_table(DEAD_LETTERS)?.insert(id, bytes.as_slice())?;
+                max_id = max_id.max(id);
+            }
+            if let Some((run, n, bytes)) = &outcome {
+                txn.open_table(RUN_RECORDS)?.insert((*run, *n), bytes.as_slice())?;
+                max_id = max_id.max(*n);
+            }
+            if max_id > 0 { bump_next_id(txn, max_id + 1) } else { Ok(()) }
+        })
+        .await?;
+        Ok(dl_id)
+    }
+
+    /// Marks a record `Split` and adds its children to the same batch, atomically.
+    pub async fn split_record(
+        &self,
+        flow: &str,
+        batch: u64,
+        seq: u64,
+        parent: &RecordState,
+        children: Vec<(u64, RecordState)>,
+    ) -> Result<(), StoreError> {
+        let flow = flow.to_string();
+        let parent_bytes = encode(parent)?;
+        let children: Vec<(u64, Vec<u8>)> =
+            children.iter().map(|(s, c)| Ok((*s, encode(c)?))).collect::<Result<_, StoreError>>()?;
+        self.write(move |txn| {
+            let mut table = txn.open_table(RECORDS)?;
+            table.insert((flow.as_str(), batch, seq), parent_bytes.as_slice())?;
+            for (s, bytes) in &children {
+                table.insert((flow.as_str(), batch, *s), bytes.as_slice())?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Ends a batch whose records are all terminal: commits its cursor (if it has one) and
+    /// deletes the batch, in one transaction. Refuses if a record is still pending.
+    pub async fn complete_batch(&self, flow: &str, batch: u64) -> Result<(), StoreError> {
+        let flow = flow.to_string();
+        self.write(move |txn| {
+            let meta: BatchMeta = {
+                let batches = txn.open_table(BATCHES)?;
+                let Some(bytes) = batches.get((flow.as_str(), batch))? else {
+                    return Err(StoreError::NotFound(format!("batch {batch} of flow {flow:?}")));
+                };
+                decode("batch", bytes.value())?
+            };
+            let mut records = txn.open_table(RECORDS)?;
+            let mut seqs = Vec::new();
+            for row in records.range((flow.as_str(), batch, 0)..=(flow.as_str(), batch, u64::MAX))? {
+                let (k, v) = row?;
+                let state: RecordState = decode("record", v.value())?;
+                if !state.status.is_terminal() {
+                    return Err(StoreError::Db(format!(
+                        "batch {batch} of flow {flow:?} still has pending record {:?}",
+                        state.key
+                    )));
+                }
+                seqs.push(k.value().2);
+            }
+            for s in seqs {
+                records.remove((flow.as_str(), batch, s))?;
+            }
+            txn.open_table(BATCHES)?.remove((flow.as_str(), batch))?;
+            if let Some(cursor) = &meta.next_cursor {
+                txn.open_table(CURSORS)?.insert(flow.as_str(), cursor.as_str())?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Every batch of `flow` still in flight, oldest first, with all its records.
+    pub fn pending_batches(&self, flow: &str) -> Result<Vec<PendingBatch>, StoreError> {
+        let txn = self.inner.db.begin_read()?;
+        let batches = txn.open_table(BATCHES)?;
+        let records = txn.open_table(RECORDS)?;
+        let mut out = Vec::new();
+        for row in batches.range((flow, 0)..=(flow, u64::MAX))? {
+            let (k, v) = row?;
+            let id = k.value().1;
+            let meta: BatchMeta = decode("batch", v.value())?;
+            let mut recs = Vec::new();
+            for r in records.range((flow, id, 0)..=(flow, id, u64::MAX))? {
+                let (rk, rv) = r?;
+                recs.push((rk.value().2, decode("record", rv.value())?));
+            }
+            out.push(PendingBatch { id, meta, records: recs });
+        }
+        Ok(out)
+    }
+
+    // ----- runs -----------------------------------------------------------------------------
+
+    /// Records the start of a run and returns its id.
+    pub async fn start_run(&self, info: &RunInfo) -> Result<RunId, StoreError> {
+        let id = self.allocate(1);
+        let bytes = encode(info)?;
+        self.write(move |txn| {
+            txn.open_table(RUNS)?.insert(id, bytes.as_slice())?;
+            bump_next_id(txn, id + 1)
+        })
+        .await?;
+        Ok(id)
+    }
+
+    /// Replaces a run's info (counts, status, end).
+    pub async fn update_run(&self, id: RunId, info: &RunInfo) -> Result<(), StoreError> {
+        let bytes = encode(info)?;
+        self.write(move |txn| {
+            txn.open_table(RUNS)?.insert(id, bytes.as_slice())?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Runs, newest first, optionally of one flow, at most `limit`.
+    pub fn list_runs(&self, flow: Option<&str>, limit: usize) -> Result<Vec<(RunId, RunInfo)>, StoreError> {
+        let txn = self.inner.db.begin_read()?;
+        let table = txn.open_table(RUNS)?;
+        let mut out = Vec::new();
+        for row in table.iter()?.rev() {
+            let (k, v) = row?;
+            let info: RunInfo = decode("run", v.value())?;
+            if flow.is_none_or(|f| f == info.flow) {
+                out.push((k.value(), info));
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// One run with its per-record outcomes, in the order they happened.
+    pub fn get_run(&self, id: RunId) -> Result<(RunInfo, Vec<RecordOutcome>), StoreError> {
+        let txn = self.inner.db.begin_read()?;
+        let runs = txn.open_table(RUNS)?;
+        let info: RunInfo = match runs.get(id)? {
+            Some(v) => decode("run", v.value())?,
+            None => return Err(StoreError::NotFound(format!("run {id}"))),
+        };
+        let outcomes = txn.open_table(RUN_RECORDS)?;
+        let mut out = Vec::new();
+        for row in outcomes.range((id, 0)..=(id, u64::MAX))? {
+            out.push(decode("record outcome", row?.1.value())?);
+        }
+        Ok((info, out))
+    }
+
+    // ----- dead letters ---------------------------------------------------------------------
+
+    /// Dead letters, oldest first, optionally of one flow.
+    pub fn list_dead_letters(
+        &self,
+        flow: Option<&str>,
+    ) -> Result<Vec<(DeadLetterId, DeadLetter)>, StoreError> {
+        let txn = self.inner.db.begin_read()?;
+        let table = txn.open_table(DEAD_LETTERS)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let (k, v) = row?;
+            let dl: DeadLetter = decode("dead letter", v.value())?;
+            if flow.is_none_or(|f| f == dl.flow) {
+                out.push((k.value(), dl));
+            }
+        }
+        Ok(out)
+    }
+
+    /// One dead letter.
+    pub fn get_dead_letter(&self, id: DeadLetterId) -> Result<DeadLetter, StoreError> {
+        let txn = self.inner.db.begin_read()?;
+        let table = txn.open_table(DEAD_LETTERS)?;
+        match table.get(id)? {
+            Some(v) => decode("dead letter", v.value()),
+            None => Err(StoreError::NotFound(format!("dead letter {id}"))),
+        }
+    }
+
+    /// Deletes a dead letter for good.
+    pub async fn drop_dead_letter(&self, id: DeadLetterId) -> Result<(), StoreError> {
+        self.write(move |txn| {
+            let removed = txn.open_table(DEAD_LETTERS)?.remove(id)?.is_some();
+            if removed { Ok(()) } else { Err(StoreError::NotFound(format!("dead letter {id}"))) }
+        })
+        .await
+    }
+
+    /// Moves a dead letter back into its flow as a new one-record batch that resumes at the
+    /// step that failed; the next run of the flow processes it. Returns the flow and batch id.
+    pub async fn replay_dead_letter(
+        &self,
+        id: DeadLetterId,
+        now_ms: u64,
+    ) -> Result<(String, u64), StoreError> {
+        let dl = self.get_dead_letter(id)?;
+        let batch = self.allocate(1);
+        let mut state = dl.state.clone();
+        state.status = RecordStatus::Pending;
+        let meta = encode(&BatchMeta { run_id: dl.run_id, next_cursor: None, created_ms: now_ms })?;
+        let rec = encode(&state)?;
+        let flow = dl.flow.clone();
+        self.write(move |txn| {
+            if txn.open_table(DEAD_LETTERS)?.remove(id)?.is_none() {
+                return Err(StoreError::NotFound(format!("dead letter {id}")));
+            }
+            txn.open_table(BATCHES)?.insert((flow.as_str(), batch), meta.as_slice())?;
+            txn.open_table(RECORDS)?.insert((flow.as_str(), batch, 0), rec.as_slice())?;
+            bump_next_id(txn, batch + 1)
+        })
+        .await?;
+        Ok((dl.flow, batch))
+    }
+
+    // ----- connector kv ---------------------------------------------------------------------
+
+    /// A connector kv value.
+    pub fn kv_get(&self, scope: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.inner.db.begin_read()?;
+        let table = txn.open_table(KV)?;
+        Ok(table.get((scope, key))?.map(|v| v.value().to_vec()))
+    }
+
+    /// Sets a connector kv value.
+    pub async fn kv_set(&self, scope: &str, key: &str, value: Vec<u8>) -> Result<(), StoreError> {
+        let (scope, key) = (scope.to_string(), key.to_string());
+        self.write(move |txn| {
+            txn.open_table(KV)?.insert((scope.as_str(), key.as_str()), value.as_slice())?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Deletes a connector kv value.
+    pub async fn kv_delete(&self, scope: &str, key: &str) -> Result<(), StoreError> {
+        let (scope, key) = (scope.to_string(), key.to_string());
+        self.write(move |txn| {
+            txn.open_table(KV)?.remove((scope.as_str(), key.as_str()))?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::model::{RunCounts, RunStatus};
+    use serde_json::json;
+
+    fn rec(key: &str) -> RecordState {
+        RecordState {
+            key: key.into(),
+            data: json!({"k": key}),
+            next_step: 0,
+            outputs: Default::default(),
+            status: RecordStatus::Pending,
+        }
+    }
+
+    fn run_info() -> RunInfo {
+        RunInfo {
+            flow: "f".into(),
+            trigger: "poll".into(),
+            started_ms: 1,
+            ended_ms: None,
+            status: RunStatus::Running,
+            counts: RunCounts::default(),
+            error: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn cursor_commits_only_with_a_completed_batch() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(dir.path())?;
+        let meta = BatchMeta { run_id: 1, next_cursor: Some("c1".into()), created_ms: 0 };
+        let batch = store.enqueue_batch("f", meta, vec![rec("a"), rec("b")]).await?;
+        assert_eq!(store.cursor("f")?, None);
+        assert!(store.complete_batch("f", batch).await.is_err(), "pending records block completion");
+        let mut done = rec("a");
+        done.status = RecordStatus::Done;
+        store.save_record("f", batch, 0, &done, None, None).await?;
+        assert!(store.complete_batch("f", batch).await.is_err());
+        done.key = "b".into();
+        store.save_record("f", batch, 1, &done, None, None).await?;
+        store.complete_batch("f", batch).await?;
+        assert_eq!(store.cursor("f")?.as_deref(), Some("c1"));
+        assert!(store.pending_batches("f")?.is_empty());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn state_survives_reopen() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let batch = {
+            let store = Store::open(dir.path())?;
+            let meta = BatchMeta { run_id: 7, next_cursor: None, created_ms: 0 };
+            let batch = store.enqueue_batch("f", meta, vec![rec("a")]).await?;
+            let mut s = rec("a");
+            s.next_step = 2;
+            s.outputs.insert("book".into(), json!({"id": 1}));
+            store.save_record("f", batch, 0, &s, None, None).await?;
+            store.kv_set("scope", "token", b"t".to_vec()).await?;
+            batch
+        };
+        let store = Store::open(dir.path())?;
+        let pending = store.pending_batches("f")?;
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].id, batch);
+        assert_eq!(pending[0].records[0].1.next_step, 2);
+        assert_eq!(pending[0].records[0].1.outputs["book"], json!({"id": 1}));
+        assert_eq!(store.kv_get("scope", "token")?, Some(b"t".to_vec()));
+        // Ids keep growing across reopen.
+        let run = store.start_run(&run_info()).await?;
+        assert!(run > batch);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn dead_letter_and_replay() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(dir.path())?;
+        let run = store.start_run(&run_info()).await?;
+        let batch = store
+            .enqueue_batch("f", BatchMeta { run_id: run, next_cursor: None, created_ms: 0 }, vec![rec("a")])
+            .await?;
+        let mut failed = rec("a");
+        failed.next_step = 1;
+        let dl = DeadLetter {
+            flow: "f".into(),
+            run_id: run,
+            state: failed.clone(),
+            step: "book".into(),
+            class: "invalid-input".into(),
+            error: "bad".into(),
+            attempts: 1,
+            at_ms: 5,
+        };
+        failed.status = RecordStatus::DeadLettered;
+        let outcome = RecordOutcome {
+            key: "a".into(),
+            status: RecordStatus::DeadLettered,
+            step: Some("book".into()),
+            error: Some("bad".into()),
+            dead_letter: None,
+            at_ms: 5,
+        };
+        let id = store.save_record("f", batch, 0, &failed, Some((run, outcome)), Some(dl)).await?.unwrap();
+        store.complete_batch("f", batch).await?;
+        assert_eq!(store.list_dead_letters(Some("f"))?.len(), 1);
+        let (_, outcomes) = store.get_run(run)?;
+        assert_eq!(outcomes[0].dead_letter, Some(id));
+
+        let (flow, replay_batch) = store.replay_dead_letter(id, 9).await?;
+        assert_eq!(flow, "f");
+        assert!(store.list_dead_letters(None)?.is_empty());
+        let pending = store.pending_batches("f")?;
+        assert_eq!(pending[0].id, replay_batch);
+        assert_eq!(pending[0].records[0].1.status, RecordStatus::Pending);
+        assert_eq!(pending[0].records[0].1.next_step, 1, "replay resumes at the failed step");
+        assert!(store.drop_dead_letter(id).await.is_err());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn concurrent_writes_are_grouped_and_all_durable() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(dir.path())?;
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..500 {
+            let store = store.clone();
+            tasks.spawn(async move { store.kv_set("s", &format!("k{i}"), vec![1]).await });
+        }
+        while let Some(r) = tasks.join_next().await {
+            r??;
+        }
+        drop(store);
+        let store = Store::open(dir.path())?;
+        for i in 0..500 {
+            assert!(store.kv_get("s", &format!("k{i}"))?.is_some());
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_second_process_is_refused() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let _first = Store::open(dir.path())?;
+        // redb locks the file per process; inside one process a second open also fails.
+        assert!(Store::open(dir.path()).is_err());
+        Ok(())
+    }
+}
