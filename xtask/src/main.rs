@@ -4,6 +4,8 @@
 //!   `connectors/` and `tests/guests/` to a component with the size-optimised `connector`
 //!   profile, and copies each to `target/connectors/<name>.wasm` (the crate name without its
 //!   `qiao-connector-` / `qiao-guest-` prefix).
+//! - `demo`: `build-connectors`, then shows each first-party connector through the sandboxed
+//!   host with `qiao connector describe`.
 //! - `test`: `build-connectors`, then `cargo test --workspace` (extra arguments are passed on).
 
 use std::path::{Path, PathBuf};
@@ -21,6 +23,7 @@ fn main() -> Result<()> {
     let root = workspace_root()?;
     match task.as_str() {
         "build-connectors" => build_connectors(&root).map(|_| ()),
+        "demo" => demo(&root),
         "test" => {
             build_connectors(&root)?;
             let mut cmd = cargo();
@@ -28,7 +31,7 @@ fn main() -> Result<()> {
             run(&mut cmd, "cargo test")
         }
         _ => {
-            eprintln!("usage: cargo xtask <build-connectors | test [cargo test args...]>");
+            eprintln!("usage: cargo xtask <build-connectors | demo | test [cargo test args...]>");
             std::process::exit(2);
         }
     }
@@ -134,4 +137,27 @@ fn build_connectors(root: &Path) -> Result<Vec<PathBuf>> {
         outputs.push(to);
     }
     Ok(outputs)
+}
+
+fn demo(root: &Path) -> Result<()> {
+    let built = build_connectors(root)?;
+    let mut cmd = cargo();
+    cmd.current_dir(root).args(["build", "--quiet", "-p", "qiao"]);
+    run(&mut cmd, "cargo build -p qiao")?;
+    let qiao = target_dir(root).join("debug").join("qiao");
+    let state = target_dir(root).join("demo-state");
+    for wasm in built.iter().filter(|p| !is_test_guest(root, p)) {
+        println!("\n$ qiao connector describe {}", wasm.display());
+        run(
+            Command::new(&qiao).arg("--state").arg(&state).args(["connector", "describe"]).arg(wasm),
+            "qiao connector describe",
+        )?;
+    }
+    Ok(())
+}
+
+/// Whether a built component comes from `tests/guests/`.
+fn is_test_guest(root: &Path, wasm: &Path) -> bool {
+    let name = wasm.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    root.join("tests/guests").join(name).is_dir()
 }

@@ -185,7 +185,7 @@ impl Connector {
         }
         let templates = self.inner.policy.hosts.as_ref().unwrap_or(&self.inner.info.hosts);
         let (grants, unresolved) = Grants::resolve(templates, config, self.inner.policy.allow_private)
-            .map_err(|source| ConnectError::Pattern { connector: self.id().to_string(), source })?;
+            .map_err(|cause| ConnectError::Pattern { connector: self.id().to_string(), cause })?;
         if !unresolved.is_empty() {
             tracing::debug!(connector = %self.id(), ?unresolved, "host templates without a config value grant nothing");
         }

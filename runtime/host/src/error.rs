@@ -18,12 +18,12 @@ pub enum RuntimeError {
     #[error("failed to build the outbound http client: {0}")]
     HttpClient(String),
     /// The compile cache directory could not be created.
-    #[error("failed to create compile cache directory {path}: {source}")]
+    #[error("failed to create compile cache directory {path}: {cause}")]
     Cache {
         /// The directory.
         path: PathBuf,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -31,12 +31,12 @@ pub enum RuntimeError {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// The file could not be read.
-    #[error("failed to read connector {path}: {source}")]
+    #[error("failed to read connector {path}: {cause}")]
     Read {
         /// The file.
         path: PathBuf,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The bytes are not a valid component.
     #[error("failed to compile connector {source_name}: {message}")]
@@ -84,12 +84,12 @@ pub enum LoadError {
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
     /// A granted host pattern is invalid after templating.
-    #[error("connector {connector:?}: {source}")]
+    #[error("connector {connector:?}: {cause}")]
     Pattern {
         /// The connector id.
         connector: String,
         /// The pattern problem.
-        source: crate::grants::InvalidPattern,
+        cause: crate::grants::InvalidPattern,
     },
     /// The config is not a JSON object.
     #[error("connector {connector:?}: connection config must be a JSON object")]

@@ -120,8 +120,7 @@ impl Runtime {
             .map_err(|e| RuntimeError::HttpClient(e.to_string()))?;
         let cache = match &config.cache_dir {
             Some(dir) => Some(
-                CompileCache::open(dir)
-                    .map_err(|source| RuntimeError::Cache { path: dir.clone(), source })?,
+                CompileCache::open(dir).map_err(|cause| RuntimeError::Cache { path: dir.clone(), cause })?,
             ),
             None => None,
         };
@@ -154,7 +153,7 @@ impl Runtime {
     pub async fn load_file(&self, path: &Path, policy: ConnectorPolicy) -> Result<Connector, LoadError> {
         let bytes = tokio::fs::read(path)
             .await
-            .map_err(|source| LoadError::Read { path: path.to_path_buf(), source })?;
+            .map_err(|cause| LoadError::Read { path: path.to_path_buf(), cause })?;
         self.load_bytes(&path.display().to_string(), bytes, policy).await
     }
 
@@ -186,11 +185,14 @@ impl Runtime {
         .map_err(|e| LoadError::Compile { source_name: source_name.to_string(), message: e.to_string() })?;
         let (component, from_cache) = compiled.map_err(|e| LoadError::Compile {
             source_name: source_name.to_string(),
-            message: format!("{e:#}"),
+            message: one_line(&format!("{e:#}")),
         })?;
         let pre =
             self.inner.linker.instantiate_pre(&component).and_then(bindings::ConnectorPre::new).map_err(
-                |e| LoadError::Link { source_name: source_name.to_string(), message: format!("{e:#}") },
+                |e| LoadError::Link {
+                    source_name: source_name.to_string(),
+                    message: one_line(&format!("{e:#}")),
+                },
             )?;
         Connector::describe_and_build(
             self.inner.clone(),
@@ -219,4 +221,9 @@ fn start_epoch_ticker(engine: &Engine) -> std::io::Result<()> {
         }
     })?;
     Ok(())
+}
+
+/// wasmtime's multi-line messages on one line, for logs and terminals.
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
 }

@@ -1,0 +1,305 @@
+//! One record through the steps: expressions, action calls with retries, checkpoints, and
+//! the terminal write (done, filtered, skipped, dead-lettered).
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use qiao_contract::ErrorClass;
+use qiao_flow::{ActionPlan, EvalContext, EvalError, OnError, RetryPolicy, StepKind, StepPlan};
+use qiao_host::CallError;
+use qiao_store::{DeadLetter, RecordOutcome, RecordState, RecordStatus, RunId};
+use serde_json::{Value, json};
+
+use crate::keys::idempotency_key;
+use crate::retry::backoff;
+use crate::runner::{Inner, now_ms};
+
+/// How a record's processing ended (for this process).
+pub(crate) enum RecordResult {
+    /// Reached a terminal status, stored.
+    Terminal(RecordStatus),
+    /// Split by `foreach` into these children (already stored as pending).
+    Split(Vec<(u64, RecordState)>),
+    /// Shutdown asked; the record stays pending in the store and resumes at the next start.
+    Interrupted,
+}
+
+/// A step that failed for good.
+pub(crate) struct StepFailure {
+    pub class: ErrorClass,
+    pub message: String,
+    pub attempts: u32,
+}
+
+impl StepFailure {
+    fn eval(e: EvalError) -> Self {
+        StepFailure { class: ErrorClass::InvalidInput, message: e.to_string(), attempts: 1 }
+    }
+}
+
+enum ActionError {
+    Failed(StepFailure),
+    Interrupted,
+}
+
+/// Where a record is: enough to write its progress.
+pub(crate) struct Slot {
+    pub run_id: RunId,
+    pub batch: u64,
+    pub seq: u64,
+}
+
+pub(crate) async fn process(
+    rt: &Inner,
+    slot: Slot,
+    mut state: RecordState,
+) -> Result<RecordResult, qiao_store::StoreError> {
+    let plan = &rt.plan;
+    let flow = plan.id.as_str();
+    let mut ctx = EvalContext::new(flow, &state.data);
+    for (step, output) in &state.outputs {
+        ctx.set_step_output(step, output);
+    }
+    while state.next_step < plan.steps.len() {
+        if rt.shutdown.is_cancelled() {
+            return Ok(RecordResult::Interrupted);
+        }
+        let i = state.next_step;
+        let step = &plan.steps[i];
+        if let Some(when) = &step.when {
+            match when.is_true(&ctx) {
+                Ok(true) => {}
+                Ok(false) => {
+                    state.next_step += 1;
+                    continue;
+                }
+                Err(e) => return fail(rt, &slot, state, step, StepFailure::eval(e)).await,
+            }
+        }
+        match &step.kind {
+            StepKind::Map(template) => match template.eval(&ctx) {
+                Ok(v) => {
+                    state.data = v;
+                    ctx.set_record(&state.data);
+                }
+                Err(e) => return fail(rt, &slot, state, step, StepFailure::eval(e)).await,
+            },
+            StepKind::Filter(expr) => match expr.is_true(&ctx) {
+                Ok(true) => {}
+                Ok(false) => return finish(rt, &slot, state, RecordStatus::Filtered, Some(step), None).await,
+                Err(e) => return fail(rt, &slot, state, step, StepFailure::eval(e)).await,
+            },
+            StepKind::Action(action) => {
+                let input = match action.input.eval(&ctx) {
+                    Ok(v) => v,
+                    Err(e) => return fail(rt, &slot, state, step, StepFailure::eval(e)).await,
+                };
+                let key = idempotency_key(flow, &state.key, step.id.as_str());
+                match call_action(rt, action, &input, &key, &step.retry).await {
+                    Ok(output) => {
+                        ctx.set_step_output(step.id.as_str(), &output);
+                        state.outputs.insert(step.id.to_string(), output);
+                        state.next_step = i + 1;
+                        // Checkpoint so a restart does not repeat this call. After the last
+                        // step the terminal write below serves as the checkpoint.
+                        if state.next_step < plan.steps.len() {
+                            rt.store.save_record(flow, slot.batch, slot.seq, &state, None, None).await?;
+                        }
+                        continue;
+                    }
+                    Err(ActionError::Interrupted) => return Ok(RecordResult::Interrupted),
+                    Err(ActionError::Failed(f)) => return fail(rt, &slot, state, step, f).await,
+                }
+            }
+            StepKind::Foreach(expr) => {
+                let items = match expr.eval_list(&ctx) {
+                    Ok(items) => items,
+                    Err(e) => return fail(rt, &slot, state, step, StepFailure::eval(e)).await,
+                };
+                let children: Vec<(u64, RecordState)> = items
+                    .into_iter()
+                    .enumerate()
+                    .map(|(n, item)| {
+                        let seq = rt.next_seq.fetch_add(1, Ordering::Relaxed);
+                        let child = RecordState {
+                            key: format!("{}/{n}", state.key),
+                            data: item,
+                            next_step: i + 1,
+                            outputs: state.outputs.clone(),
+                            status: RecordStatus::Pending,
+                        };
+                        (seq, child)
+                    })
+                    .collect();
+                state.status = RecordStatus::Split;
+                state.next_step = i + 1;
+                rt.store.split_record(flow, slot.batch, slot.seq, &state, children.clone()).await?;
+                return Ok(RecordResult::Split(children));
+            }
+        }
+        state.next_step = i + 1;
+    }
+    finish(rt, &slot, state, RecordStatus::Done, None, None).await
+}
+
+async fn finish(
+    rt: &Inner,
+    slot: &Slot,
+    mut state: RecordState,
+    status: RecordStatus,
+    step: Option<&StepPlan>,
+    failure: Option<(&StepFailure, Option<DeadLetter>)>,
+) -> Result<RecordResult, qiao_store::StoreError> {
+    state.status = status;
+    let outcome = RecordOutcome {
+        key: state.key.clone(),
+        status,
+        step: step.map(|s| s.id.to_string()),
+        error: failure.as_ref().map(|(f, _)| format!("{}: {}", f.class, f.message)),
+        dead_letter: None,
+        at_ms: now_ms(),
+    };
+    let dead_letter = failure.and_then(|(_, dl)| dl);
+    rt.store
+        .save_record(
+            rt.plan.id.as_str(),
+            slot.batch,
+            slot.seq,
+            &state,
+            Some((slot.run_id, outcome)),
+            dead_letter,
+        )
+        .await?;
+    Ok(RecordResult::Terminal(status))
+}
+
+async fn fail(
+    rt: &Inner,
+    slot: &Slot,
+    state: RecordState,
+    step: &StepPlan,
+    failure: StepFailure,
+) -> Result<RecordResult, qiao_store::StoreError> {
+    let flow = rt.plan.id.as_str();
+    match step.on_error {
+        OnError::Skip => {
+            tracing::debug!(flow, record = %state.key, step = %step.id, error = %failure.message, "record skipped");
+            finish(rt, slot, state, RecordStatus::Skipped, Some(step), Some((&failure, None))).await
+        }
+        OnError::DeadLetter | OnError::Fail => {
+            let dead_letter = DeadLetter {
+                flow: flow.to_string(),
+                run_id: slot.run_id,
+                state: state.clone(),
+                step: step.id.to_string(),
+                class: failure.class.to_string(),
+                error: failure.message.clone(),
+                attempts: failure.attempts,
+                at_ms: now_ms(),
+            };
+            tracing::warn!(
+                flow, record = %state.key, step = %step.id, class = %failure.class, attempts = failure.attempts,
+                error = %failure.message, "record moved to the dead-letter queue"
+            );
+            let record_key = state.key.clone();
+            let data = state.data.clone();
+            let result = finish(
+                rt,
+                slot,
+                state,
+                RecordStatus::DeadLettered,
+                Some(step),
+                Some((&failure, Some(dead_letter))),
+            )
+            .await?;
+            if step.on_error == OnError::Fail {
+                rt.failed.store(true, Ordering::Relaxed);
+            }
+            notify_failure(rt, &record_key, &data, step, &failure).await;
+            Ok(result)
+        }
+    }
+}
+
+/// Calls the flow's `on_failure` action, if any, with `error` in the context. Its own failure
+/// is logged; the record is already safe in the dead-letter queue.
+async fn notify_failure(rt: &Inner, record_key: &str, data: &Value, step: &StepPlan, failure: &StepFailure) {
+    let Some(action) = &rt.plan.on_failure else { return };
+    let mut ctx = EvalContext::new(rt.plan.id.as_str(), data);
+    ctx.set_error(&json!({
+        "step": step.id.as_str(), "class": failure.class.as_str(), "message": failure.message,
+        "attempts": failure.attempts, "record_key": record_key,
+    }));
+    let input = match action.input.eval(&ctx) {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::error!(flow = %rt.plan.id, error = %e, "on_failure input could not be built");
+            return;
+        }
+    };
+    let key = idempotency_key(rt.plan.id.as_str(), record_key, "on-failure");
+    if let Err(ActionError::Failed(f)) = call_action(rt, action, &input, &key, &RetryPolicy::default()).await
+    {
+        tracing::error!(flow = %rt.plan.id, record = record_key, error = %f.message, "on_failure action failed");
+    }
+}
+
+/// Calls an action with the step's retry policy: `transient` and `rate-limited` retry with
+/// backoff (honouring retry-after), `unauthorized` retries once (the connector refreshes its
+/// token), everything else fails at once.
+async fn call_action(
+    rt: &Inner,
+    action: &ActionPlan,
+    input: &Value,
+    key: &str,
+    policy: &RetryPolicy,
+) -> Result<Value, ActionError> {
+    let Some(conn) = rt.connections.get(action.connection.as_str()) else {
+        return Err(ActionError::Failed(StepFailure {
+            class: ErrorClass::Config,
+            message: format!("connection {:?} is not bound", action.connection.as_str()),
+            attempts: 0,
+        }));
+    };
+    let mut attempt = 1;
+    let mut reauthorized = false;
+    loop {
+        let err = match conn.invoke(&action.operation, input, key).await {
+            Ok(out) => return Ok(out.output),
+            Err(e) => e,
+        };
+        let class = err.class();
+        let retry = match class {
+            ErrorClass::Unauthorized if !reauthorized => {
+                reauthorized = true;
+                Some(Duration::ZERO)
+            }
+            c if c.is_retryable() && attempt < policy.attempts => {
+                let retry_after =
+                    err.connector_error().and_then(|e| e.retry_after_ms()).map(Duration::from_millis);
+                Some(backoff(policy, attempt, retry_after))
+            }
+            _ => None,
+        };
+        let Some(wait) = retry else {
+            return Err(ActionError::Failed(StepFailure {
+                class,
+                message: describe(&err),
+                attempts: attempt,
+            }));
+        };
+        tracing::debug!(flow = %rt.plan.id, op = %action.operation, attempt, wait_ms = wait.as_millis() as u64, error = %err, "retrying action");
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = rt.shutdown.cancelled() => return Err(ActionError::Interrupted),
+        }
+        attempt += 1;
+    }
+}
+
+fn describe(err: &CallError) -> String {
+    match err {
+        CallError::Connector(e) => e.message().to_string(),
+        other => other.to_string(),
+    }
+}

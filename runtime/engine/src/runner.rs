@@ -1,0 +1,543 @@
+//! A flow's runner: binds connections, fires the trigger, moves batches through the steps and
+//! commits cursors; resumes what a crash left in flight.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use qiao_contract::{ConnectorInfo, SourceRecord};
+use qiao_flow::{EvalContext, FlowPlan, TriggerPlan};
+use qiao_host::{CallError, Connection, Connector};
+use qiao_store::{BatchMeta, RecordState, RecordStatus, RunCounts, RunId, RunInfo, RunStatus, Store};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::EngineError;
+use crate::keys::record_key;
+use crate::record::{self, RecordResult, Slot};
+use crate::retry::backoff;
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Knobs of a runner.
+#[derive(Debug, Clone)]
+pub struct RunnerOptions {
+    /// Attempts at one poll call before the run fails (transient and rate-limited errors).
+    pub poll_attempts: u32,
+    /// Pages polled but not yet processed (the bounded channel between trigger and steps).
+    pub pages_ahead: usize,
+}
+
+impl Default for RunnerOptions {
+    fn default() -> Self {
+        RunnerOptions { poll_attempts: 5, pages_ahead: 2 }
+    }
+}
+
+/// What fires a run.
+#[derive(Debug, Clone)]
+pub enum TriggerInput {
+    /// Poll the trigger operation until it has no more pages.
+    Poll,
+    /// A schedule tick: one record `{scheduled_at, fired_at}`.
+    Schedule {
+        /// The cron time that fired (RFC 3339).
+        scheduled_at: String,
+    },
+    /// A manual start with one input record.
+    Manual {
+        /// The record.
+        input: Value,
+    },
+}
+
+impl TriggerInput {
+    fn name(&self) -> &'static str {
+        match self {
+            TriggerInput::Poll => "poll",
+            TriggerInput::Schedule { .. } => "schedule",
+            TriggerInput::Manual { .. } => "manual",
+        }
+    }
+}
+
+/// The outcome of one run.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    /// Its id in the store.
+    pub run_id: RunId,
+    /// Its final info.
+    pub info: RunInfo,
+}
+
+pub(crate) struct Inner {
+    pub plan: FlowPlan,
+    pub connections: HashMap<String, Connection>,
+    pub store: Store,
+    pub options: RunnerOptions,
+    pub shutdown: CancellationToken,
+    /// Set by a step with `on_error: fail`: stop after the current batch.
+    pub failed: AtomicBool,
+    /// Next record sequence number within the batch being processed (for `foreach` children).
+    pub next_seq: AtomicU64,
+}
+
+/// Runs one flow.
+#[derive(Clone)]
+pub struct FlowRunner {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Tally {
+    records_in: AtomicU64,
+    records_out: AtomicU64,
+    filtered: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl Tally {
+    fn counts(&self) -> RunCounts {
+        RunCounts {
+            records_in: self.records_in.load(Ordering::Relaxed),
+            records_out: self.records_out.load(Ordering::Relaxed),
+            filtered: self.filtered.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+        }
+    }
+
+    fn count(&self, status: RecordStatus) {
+        let counter = match status {
+            RecordStatus::Done => &self.records_out,
+            RecordStatus::Filtered => &self.filtered,
+            RecordStatus::DeadLettered | RecordStatus::Skipped => &self.failed,
+            RecordStatus::Split | RecordStatus::Pending => return,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// How a batch's processing ended.
+enum BatchEnd {
+    Complete,
+    Interrupted,
+}
+
+impl FlowRunner {
+    /// Binds every connection of `plan` to a loaded connector found by `connector`, with
+    /// `kv` state scoped to `<flow>/<connection>`.
+    pub fn new(
+        plan: FlowPlan,
+        connector: impl Fn(&ConnectorInfo) -> Option<Connector>,
+        store: Store,
+        options: RunnerOptions,
+    ) -> Result<FlowRunner, EngineError> {
+        let flow = plan.id.to_string();
+        let mut connections = HashMap::new();
+        for c in &plan.connections {
+            let loaded = connector(&c.connector).ok_or_else(|| EngineError::MissingConnector {
+                flow: flow.clone(),
+                connection: c.id.to_string(),
+                connector: format!("{}@{}", c.connector.id, c.connector.version),
+            })?;
+            let conn = loaded.connect(&format!("{flow}/{}", c.id), &c.config.expose()).map_err(|e| {
+                EngineError::Connect {
+                    flow: flow.clone(),
+                    connection: c.id.to_string(),
+                    message: e.to_string(),
+                }
+            })?;
+            connections.insert(c.id.to_string(), conn);
+        }
+        Ok(FlowRunner {
+            inner: Arc::new(Inner {
+                plan,
+                connections,
+                store,
+                options,
+                shutdown: CancellationToken::new(),
+                failed: AtomicBool::new(false),
+                next_seq: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The plan.
+    pub fn plan(&self) -> &FlowPlan {
+        &self.inner.plan
+    }
+
+    /// Cancelling this token stops the runner: calls in flight finish or are abandoned, and
+    /// unfinished records stay in the store for the next start.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.inner.shutdown.clone()
+    }
+
+    fn flow(&self) -> &str {
+        self.inner.plan.id.as_str()
+    }
+
+    /// Finishes what a previous process left in flight (after a crash, a stop, or a dead-letter
+    /// replay): one run of trigger `resume` over every pending batch, oldest first. Runs that
+    /// were still marked running are closed as interrupted. `None` when nothing was pending.
+    pub async fn resume(&self) -> Result<Option<RunSummary>, EngineError> {
+        let store = &self.inner.store;
+        for (id, mut info) in store.list_runs(Some(self.flow()), usize::MAX)? {
+            if info.status == RunStatus::Running {
+                info.status = RunStatus::Failed;
+                info.error = Some("interrupted: the process stopped during the run; unfinished records resume in a later run".into());
+                info.ended_ms = Some(now_ms());
+                store.update_run(id, &info).await?;
+            }
+        }
+        let pending = store.pending_batches(self.flow())?;
+        if pending.is_empty() {
+            return Ok(None);
+        }
+        let (run_id, mut info) = self.start_run("resume").await?;
+        let tally = Tally::default();
+        let mut end = BatchEnd::Complete;
+        for batch in pending {
+            let records: Vec<(u64, RecordState)> = batch.records;
+            tally.records_in.fetch_add(
+                records.iter().filter(|(_, r)| !r.status.is_terminal()).count() as u64,
+                Ordering::Relaxed,
+            );
+            end = self.process_batch(run_id, batch.id, records, &tally).await?;
+            if matches!(end, BatchEnd::Interrupted) {
+                break;
+            }
+            store.complete_batch(self.flow(), batch.id).await?;
+        }
+        info.counts = tally.counts();
+        self.finish_run(run_id, &mut info, end, None).await?;
+        Ok(Some(RunSummary { run_id, info }))
+    }
+
+    /// One run of the trigger.
+    pub async fn fire(&self, input: TriggerInput) -> Result<RunSummary, EngineError> {
+        let (run_id, mut info) = self.start_run(input.name()).await?;
+        let tally = Tally::default();
+        let (end, error) = match input {
+            TriggerInput::Poll => self.poll_run(run_id, &tally).await?,
+            TriggerInput::Schedule { scheduled_at } => {
+                let data =
+                    json!({"scheduled_at": scheduled_at, "fired_at": jiff::Timestamp::now().to_string()});
+                (
+                    self.single_record(run_id, SourceRecord { id: Some(scheduled_at), data }, &tally).await?,
+                    None,
+                )
+            }
+            TriggerInput::Manual { input } => {
+                (self.single_record(run_id, SourceRecord { id: None, data: input }, &tally).await?, None)
+            }
+        };
+        info.counts = tally.counts();
+        self.finish_run(run_id, &mut info, end, error).await?;
+        Ok(RunSummary { run_id, info })
+    }
+
+    /// Resumes, then fires the trigger: once with `once`, else until shut down (poll: every
+    /// interval; schedule: at each cron time; manual: once).
+    pub async fn run(&self, once: bool) -> Result<Vec<RunSummary>, EngineError> {
+        let mut runs = Vec::new();
+        if let Some(r) = self.resume().await? {
+            runs.push(r);
+        }
+        loop {
+            if self.inner.shutdown.is_cancelled() || self.inner.failed.load(Ordering::Relaxed) {
+                return Ok(runs);
+            }
+            let input = match &self.inner.plan.trigger {
+                TriggerPlan::Manual => TriggerInput::Manual { input: json!({}) },
+                TriggerPlan::Poll { .. } => TriggerInput::Poll,
+                TriggerPlan::Schedule { cron, timezone, .. } => {
+                    if once {
+                        TriggerInput::Schedule { scheduled_at: jiff::Timestamp::now().to_string() }
+                    } else {
+                        let Some((at, wait)) =
+                            crate::schedule::next_fire(cron, timezone, jiff::Timestamp::now())
+                        else {
+                            return Err(EngineError::Unsupported {
+                                flow: self.flow().to_string(),
+                                message: "the schedule never fires again".into(),
+                            });
+                        };
+                        if !self.sleep(wait).await {
+                            return Ok(runs);
+                        }
+                        TriggerInput::Schedule { scheduled_at: at.timestamp().to_string() }
+                    }
+                }
+                TriggerPlan::Webhook { .. } => {
+                    return Err(EngineError::Unsupported {
+                        flow: self.flow().to_string(),
+                        message: "webhook flows are served by `qiao serve`, which is not available yet"
+                            .into(),
+                    });
+                }
+            };
+            runs.push(self.fire(input).await?);
+            if once || matches!(self.inner.plan.trigger, TriggerPlan::Manual) {
+                return Ok(runs);
+            }
+            if let TriggerPlan::Poll { every, .. } = &self.inner.plan.trigger
+                && !self.sleep((*every).into()).await
+            {
+                return Ok(runs);
+            }
+        }
+    }
+
+    /// Sleeps unless shut down first; false when shut down.
+    async fn sleep(&self, d: Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => true,
+            _ = self.inner.shutdown.cancelled() => false,
+        }
+    }
+
+    async fn start_run(&self, trigger: &str) -> Result<(RunId, RunInfo), EngineError> {
+        let info = RunInfo {
+            flow: self.flow().to_string(),
+            trigger: trigger.to_string(),
+            started_ms: now_ms(),
+            ended_ms: None,
+            status: RunStatus::Running,
+            counts: RunCounts::default(),
+            error: None,
+        };
+        let id = self.inner.store.start_run(&info).await?;
+        tracing::info!(flow = self.flow(), run = id, trigger, "run started");
+        Ok((id, info))
+    }
+
+    async fn finish_run(
+        &self,
+        id: RunId,
+        info: &mut RunInfo,
+        end: BatchEnd,
+        error: Option<String>,
+    ) -> Result<(), EngineError> {
+        info.ended_ms = Some(now_ms());
+        info.status = match (&end, &error) {
+            (BatchEnd::Interrupted, _) => RunStatus::Running,
+            (_, Some(_)) => RunStatus::Failed,
+            _ if self.inner.failed.load(Ordering::Relaxed) => RunStatus::Failed,
+            _ if info.counts.failed > 0 => RunStatus::CompletedWithFailures,
+            _ => RunStatus::Succeeded,
+        };
+        if matches!(end, BatchEnd::Interrupted) {
+            info.ended_ms = None;
+        }
+        if self.inner.failed.load(Ordering::Relaxed) && error.is_none() {
+            info.error = Some("a step with on_error: fail dead-lettered a record".into());
+        } else {
+            info.error = error;
+        }
+        self.inner.store.update_run(id, info).await?;
+        let c = info.counts;
+        tracing::info!(flow = self.flow(), run = id, status = ?info.status, records_in = c.records_in,
+            records_out = c.records_out, filtered = c.filtered, failed = c.failed, "run finished");
+        Ok(())
+    }
+
+    fn key_of(&self, record: &SourceRecord) -> String {
+        let from_expr = self.inner.plan.key.as_ref().and_then(|k| {
+            k.eval(&EvalContext::new(self.flow(), &record.data))
+                .map_err(|e| tracing::warn!(flow = self.flow(), error = %e, "record key expression failed; using the record id"))
+                .ok()
+        });
+        record_key(from_expr.as_ref(), record)
+    }
+
+    fn states(&self, records: Vec<SourceRecord>) -> Vec<RecordState> {
+        records
+            .into_iter()
+            .map(|r| RecordState {
+                key: self.key_of(&r),
+                data: r.data,
+                next_step: 0,
+                outputs: Default::default(),
+                status: RecordStatus::Pending,
+            })
+            .collect()
+    }
+
+    async fn single_record(
+        &self,
+        run_id: RunId,
+        record: SourceRecord,
+        tally: &Tally,
+    ) -> Result<BatchEnd, EngineError> {
+        let states = self.states(vec![record]);
+        let meta = BatchMeta { run_id, next_cursor: None, created_ms: now_ms() };
+        let batch = self.inner.store.enqueue_batch(self.flow(), meta, states.clone()).await?;
+        tally.records_in.fetch_add(1, Ordering::Relaxed);
+        let end = self
+            .process_batch(
+                run_id,
+                batch,
+                states.into_iter().enumerate().map(|(i, s)| (i as u64, s)).collect(),
+                tally,
+            )
+            .await?;
+        if matches!(end, BatchEnd::Complete) {
+            self.inner.store.complete_batch(self.flow(), batch).await?;
+        }
+        Ok(end)
+    }
+
+    /// A poll run: a producer polls pages and persists each as a batch before handing it over
+    /// a bounded channel; the consumer processes batches in order and commits each batch's
+    /// cursor once all its records are terminal.
+    async fn poll_run(
+        &self,
+        run_id: RunId,
+        tally: &Tally,
+    ) -> Result<(BatchEnd, Option<String>), EngineError> {
+        let TriggerPlan::Poll { connection, operation, params, .. } = &self.inner.plan.trigger else {
+            return Ok((BatchEnd::Complete, None));
+        };
+        let Some(conn) = self.inner.connections.get(connection.as_str()) else {
+            return Err(EngineError::MissingConnector {
+                flow: self.flow().to_string(),
+                connection: connection.to_string(),
+                connector: "?".into(),
+            });
+        };
+        let params = params.expose();
+        let (tx, mut rx) = mpsc::channel::<(u64, Vec<RecordState>)>(self.inner.options.pages_ahead.max(1));
+        let producer = async {
+            // Owned here so the channel closes (and the consumer ends) when polling ends.
+            let tx = tx;
+            let mut cursor = self.inner.store.cursor(self.flow())?;
+            loop {
+                if self.inner.shutdown.is_cancelled() || self.inner.failed.load(Ordering::Relaxed) {
+                    return Ok::<Option<String>, EngineError>(None);
+                }
+                let batch = match self.poll_with_retry(conn, operation, &params, cursor.as_deref()).await {
+                    Ok(Some(b)) => b,
+                    Ok(None) => return Ok(None),
+                    Err(e) => return Ok(Some(format!("poll {operation:?} failed: {e}"))),
+                };
+                let states = self.states(batch.records);
+                let meta = BatchMeta { run_id, next_cursor: batch.next_cursor.clone(), created_ms: now_ms() };
+                let id = self.inner.store.enqueue_batch(self.flow(), meta, states.clone()).await?;
+                tally.records_in.fetch_add(states.len() as u64, Ordering::Relaxed);
+                if tx.send((id, states)).await.is_err() {
+                    return Ok(None);
+                }
+                if batch.next_cursor.is_some() {
+                    cursor = batch.next_cursor;
+                }
+                if !batch.more {
+                    return Ok(None);
+                }
+            }
+        };
+        let consumer = async {
+            while let Some((id, states)) = rx.recv().await {
+                let records = states.into_iter().enumerate().map(|(i, s)| (i as u64, s)).collect();
+                if let BatchEnd::Interrupted = self.process_batch(run_id, id, records, tally).await? {
+                    rx.close();
+                    return Ok::<BatchEnd, EngineError>(BatchEnd::Interrupted);
+                }
+                self.inner.store.complete_batch(self.flow(), id).await?;
+            }
+            Ok(BatchEnd::Complete)
+        };
+        let (poll_error, end) = tokio::join!(producer, consumer);
+        Ok((end?, poll_error?))
+    }
+
+    /// One poll call with the trigger's retries. `Ok(None)` when shut down while waiting.
+    async fn poll_with_retry(
+        &self,
+        conn: &Connection,
+        op: &str,
+        params: &Value,
+        cursor: Option<&str>,
+    ) -> Result<Option<qiao_contract::Batch>, CallError> {
+        let policy = qiao_flow::RetryPolicy::default();
+        let mut attempt = 1;
+        let mut reauthorized = false;
+        loop {
+            let err = match conn.poll(op, params, cursor).await {
+                Ok(b) => return Ok(Some(b)),
+                Err(e) => e,
+            };
+            let class = err.class();
+            let wait = match class {
+                qiao_contract::ErrorClass::Unauthorized if !reauthorized => {
+                    reauthorized = true;
+                    Duration::ZERO
+                }
+                c if c.is_retryable() && attempt < self.inner.options.poll_attempts => {
+                    let ra =
+                        err.connector_error().and_then(|e| e.retry_after_ms()).map(Duration::from_millis);
+                    backoff(&policy, attempt, ra)
+                }
+                _ => return Err(err),
+            };
+            tracing::warn!(flow = self.flow(), op, attempt, error = %err, wait_ms = wait.as_millis() as u64, "poll failed; retrying");
+            if !self.sleep(wait).await {
+                return Ok(None);
+            }
+            attempt += 1;
+        }
+    }
+
+    /// Runs every pending record of a batch, `concurrency` at a time; `foreach` children join
+    /// the same batch.
+    async fn process_batch(
+        &self,
+        run_id: RunId,
+        batch: u64,
+        records: Vec<(u64, RecordState)>,
+        tally: &Tally,
+    ) -> Result<BatchEnd, EngineError> {
+        let next = records.iter().map(|(s, _)| s + 1).max().unwrap_or(0);
+        self.inner.next_seq.store(next, Ordering::Relaxed);
+        let mut queue: VecDeque<(u64, RecordState)> =
+            records.into_iter().filter(|(_, r)| !r.status.is_terminal()).collect();
+        let concurrency = self.inner.plan.concurrency.max(1) as usize;
+        let mut running = tokio::task::JoinSet::new();
+        let mut interrupted = false;
+        loop {
+            while running.len() < concurrency && !interrupted {
+                let Some((seq, state)) = queue.pop_front() else { break };
+                let inner = self.inner.clone();
+                running
+                    .spawn(async move { record::process(&inner, Slot { run_id, batch, seq }, state).await });
+            }
+            let Some(joined) = running.join_next().await else { break };
+            let result = match joined {
+                Ok(r) => r?,
+                Err(e) => {
+                    // A panic in the engine: the record stays pending and resumes next start.
+                    tracing::error!(flow = self.flow(), error = %e, "record task failed");
+                    interrupted = true;
+                    continue;
+                }
+            };
+            match result {
+                RecordResult::Terminal(status) => tally.count(status),
+                RecordResult::Split(children) => {
+                    tally.records_in.fetch_add(children.len() as u64, Ordering::Relaxed);
+                    queue.extend(children);
+                }
+                RecordResult::Interrupted => interrupted = true,
+            }
+        }
+        Ok(if interrupted || !queue.is_empty() { BatchEnd::Interrupted } else { BatchEnd::Complete })
+    }
+}
