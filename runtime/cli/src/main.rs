@@ -1,1 +1,88 @@
-fn main() {}
+//! The `qiao` command line.
+//!
+//! Parses arguments with clap, sets up logging, and dispatches to one module per command
+//! group. Exit codes: 0 success, 1 the command ran and found a problem (a connector that does
+//! not load, an invalid flow), 2 bad command-line usage.
+
+mod catalog;
+mod connector;
+mod history;
+mod run;
+mod schema;
+mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// qiao (桥): a low-code integration runtime with sandboxed WebAssembly connectors.
+#[derive(Debug, Parser)]
+#[command(name = "qiao", version, about)]
+struct Cli {
+    /// State directory (compile cache, run state). Default: $QIAO_HOME, else ~/.qiao.
+    #[arg(long, global = true, env = "QIAO_HOME")]
+    state: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Inspect connector components.
+    #[command(subcommand)]
+    Connector(connector::ConnectorCommand),
+    /// Check flow files against the connectors found, without running them.
+    Validate(validate::ValidateArgs),
+    /// Print the JSON Schema of flow files.
+    Schema,
+    /// Run a flow with durable state (cursors, checkpoints, run history, dead letters).
+    Run(run::RunArgs),
+    /// Inspect run history.
+    #[command(subcommand)]
+    Runs(history::RunsCommand),
+    /// Inspect, replay or drop dead letters.
+    #[command(subcommand)]
+    Dlq(history::DlqCommand),
+}
+
+fn state_dir(arg: Option<PathBuf>) -> PathBuf {
+    arg.or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".qiao")))
+        .unwrap_or_else(|| PathBuf::from(".qiao"))
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("QIAO_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: failed to start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let state = state_dir(cli.state);
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Connector(cmd) => connector::run(cmd, &state).await,
+            Command::Validate(args) => validate::run(args, &state).await,
+            Command::Schema => schema::run(),
+            Command::Run(args) => run::run(args, &state).await,
+            Command::Runs(cmd) => history::runs(cmd, &state).await,
+            Command::Dlq(cmd) => history::dlq(cmd, &state).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

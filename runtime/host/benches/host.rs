@@ -63,6 +63,11 @@ fn bench(c: &mut Criterion) {
     g.bench_function("fresh-instance-invoke-1kib", |b| {
         b.iter(|| tokio.block_on(conn.invoke("echo", &input, "key")).unwrap())
     });
+    // The same cycle with `{}`: what the instance costs without the JSON work.
+    let empty = json!({});
+    g.bench_function("fresh-instance-invoke-empty", |b| {
+        b.iter(|| tokio.block_on(conn.invoke("echo", &empty, "key")).unwrap())
+    });
     g.finish();
 
     let mut g = c.benchmark_group("load");

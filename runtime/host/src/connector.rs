@@ -328,7 +328,7 @@ impl Connection {
                 let instance = pre.instantiate_async(&mut store).await?;
                 instance
                     .qiao_connector_handler()
-                    .call_poll(&mut store, op, &*self.config, &params, cursor)
+                    .call_poll(&mut store, op, &self.config, &params, cursor)
                     .await
             })
             .await
@@ -354,7 +354,7 @@ impl Connection {
                 let instance = pre.instantiate_async(&mut store).await?;
                 instance
                     .qiao_connector_handler()
-                    .call_invoke(&mut store, op, &*self.config, &input, idempotency_key)
+                    .call_invoke(&mut store, op, &self.config, &input, idempotency_key)
                     .await
             })
             .await
@@ -386,7 +386,7 @@ impl Connection {
                 let instance = pre.instantiate_async(&mut store).await?;
                 instance
                     .qiao_connector_handler()
-                    .call_verify_webhook(&mut store, &*self.config, &headers, body)
+                    .call_verify_webhook(&mut store, &self.config, &headers, body)
                     .await
             })
             .await

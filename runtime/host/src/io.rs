@@ -28,10 +28,12 @@ pub trait KvStore: Send + Sync {
     fn delete<'a>(&'a self, scope: &'a str, key: &'a str) -> KvFuture<'a, ()>;
 }
 
+type KvMap = HashMap<(String, String), Vec<u8>>;
+
 /// An in-memory [`KvStore`]: for tests, and for one-off runs that need no persistence.
 #[derive(Debug, Default)]
 pub struct MemoryKv {
-    map: Mutex<HashMap<(String, String), Vec<u8>>>,
+    map: Mutex<KvMap>,
 }
 
 impl MemoryKv {
@@ -40,7 +42,7 @@ impl MemoryKv {
         Self::default()
     }
 
-    fn locked(&self) -> Result<std::sync::MutexGuard<'_, HashMap<(String, String), Vec<u8>>>, KvError> {
+    fn locked(&self) -> Result<std::sync::MutexGuard<'_, KvMap>, KvError> {
         self.map.lock().map_err(|_| KvError("memory kv lock poisoned".into()))
     }
 

@@ -1,0 +1,281 @@
+//! Finding connector components for the commands that check flows against them.
+//!
+//! Search order, unless `--connectors DIR` is given (then only those directories, in order):
+//!
+//! 1. `$STATE/connectors/` — the installed set, laid out `<id>/<version>/connector.wasm`;
+//! 2. the source tree's build output: `target/connectors/` of the nearest directory above the
+//!    current one whose `Cargo.toml` has a `[workspace]` table (`$CARGO_TARGET_DIR/connectors/`
+//!    when that is set, as `cargo xtask build-connectors` writes there).
+//!
+//! In each directory, every `*.wasm` file and every `<id>/<version>/connector.wasm` is loaded
+//! through one [`Runtime`] (compile cache in `$STATE/cache`), all at once. A component that
+//! fails to load is skipped with a warning naming the file; when two directories hold the same
+//! id and version, the first in search order wins.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use qiao_contract::ConnectorInfo;
+use qiao_flow::{ConnectorCatalog, StaticCatalog};
+use qiao_host::{Connector, ConnectorPolicy, Runtime, RuntimeConfig};
+use semver::VersionReq;
+
+/// The file name of a component in the installed layout.
+pub const INSTALLED_FILE: &str = "connector.wasm";
+
+/// Where to look for connectors (`--connectors DIR`, repeatable).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ConnectorDirs {
+    /// Load connectors from DIR (`*.wasm` and `<id>/<version>/connector.wasm`); repeatable.
+    /// Default: $STATE/connectors, then target/connectors of the enclosing cargo workspace.
+    #[arg(long = "connectors", value_name = "DIR")]
+    pub dirs: Vec<PathBuf>,
+}
+
+impl ConnectorDirs {
+    /// The directories to search, in order: the given ones (each must exist), else the
+    /// defaults that exist.
+    pub fn search_path(&self, state: &Path) -> Result<Vec<PathBuf>> {
+        if !self.dirs.is_empty() {
+            for dir in &self.dirs {
+                if !dir.is_dir() {
+                    bail!("connectors directory {} does not exist or is not a directory", dir.display());
+                }
+            }
+            return Ok(self.dirs.clone());
+        }
+        let mut dirs = vec![state.join("connectors")];
+        let cwd = std::env::current_dir().context("failed to read the current directory")?;
+        if let Some(root) = workspace_root(&cwd) {
+            dirs.push(build_output(&root));
+        }
+        dirs.retain(|d| d.is_dir());
+        Ok(dirs)
+    }
+}
+
+/// The nearest directory at or above `start` whose `Cargo.toml` has a `[workspace]` table.
+pub fn workspace_root(start: &Path) -> Option<PathBuf> {
+    start.ancestors().find(|dir| is_workspace_manifest(&dir.join("Cargo.toml"))).map(Path::to_path_buf)
+}
+
+fn is_workspace_manifest(path: &Path) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|text| text.lines().any(|l| l.trim() == "[workspace]"))
+}
+
+/// Where `cargo xtask build-connectors` puts components for the workspace at `root`.
+fn build_output(root: &Path) -> PathBuf {
+    let target = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => root.join(dir),
+        None => root.join("target"),
+    };
+    target.join("connectors")
+}
+
+/// The component files in `dir`: `*.wasm`, then `<id>/<version>/connector.wasm`, each sorted.
+fn components_in(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut flat = Vec::new();
+    let mut installed = Vec::new();
+    for entry in read_dir_sorted(dir)? {
+        if entry.is_dir() {
+            for version in read_dir_sorted(&entry)? {
+                let file = version.join(INSTALLED_FILE);
+                if file.is_file() {
+                    installed.push(file);
+                }
+            }
+        } else if entry.extension().is_some_and(|e| e == "wasm") {
+            flat.push(entry);
+        }
+    }
+    flat.extend(installed);
+    Ok(flat)
+}
+
+fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir)
+        .with_context(|| format!("failed to read connectors directory {}", dir.display()))?;
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+    paths.sort();
+    Ok(paths)
+}
+
+/// A connector found on disk.
+#[derive(Debug, Clone)]
+pub struct Found {
+    /// The component file.
+    pub path: PathBuf,
+    /// The loaded, described connector.
+    pub connector: Connector,
+}
+
+impl Found {
+    /// What the connector says about itself.
+    pub fn info(&self) -> &ConnectorInfo {
+        self.connector.info()
+    }
+}
+
+/// The connectors found, and where they were looked for.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    /// Loaded connectors, sorted by id then version (one per id and version).
+    pub connectors: Vec<Found>,
+    /// Components that failed to load, with the error (already warned about).
+    pub failed: Vec<(PathBuf, String)>,
+    /// The directories searched, in order.
+    pub searched: Vec<PathBuf>,
+    lookup: StaticCatalog,
+}
+
+impl Catalog {
+    /// Searches `dirs` (see the module docs) and loads every component found, concurrently,
+    /// with the default runtime and policy (enough to describe and validate).
+    pub async fn discover(dirs: &ConnectorDirs, state: &Path) -> Result<Catalog> {
+        let cache = state.join("cache");
+        let config = RuntimeConfig { cache_dir: Some(cache), ..Default::default() };
+        Self::discover_with(dirs, state, config, ConnectorPolicy::default()).await
+    }
+
+    /// [`Catalog::discover`] with a runtime configuration (state store kv, limits) and an
+    /// admin policy applied to every connector, for commands that run flows.
+    pub async fn discover_with(
+        dirs: &ConnectorDirs,
+        state: &Path,
+        config: RuntimeConfig,
+        policy: ConnectorPolicy,
+    ) -> Result<Catalog> {
+        let searched = dirs.search_path(state)?;
+        let mut files = Vec::new();
+        for dir in &searched {
+            files.extend(components_in(dir)?);
+        }
+        if files.is_empty() {
+            return Ok(Catalog { searched, ..Default::default() });
+        }
+        let cache = config.cache_dir.clone().unwrap_or_default();
+        let runtime = Runtime::new(config)
+            .with_context(|| format!("failed to start the connector runtime (cache {})", cache.display()))?;
+        let mut tasks = tokio::task::JoinSet::new();
+        for (index, path) in files.iter().cloned().enumerate() {
+            let runtime = runtime.clone();
+            let policy = policy.clone();
+            tasks.spawn(async move {
+                let loaded = runtime.load_file(&path, policy).await;
+                (index, loaded)
+            });
+        }
+        let mut results: Vec<Option<Result<Connector, String>>> = vec![None; files.len()];
+        while let Some(joined) = tasks.join_next().await {
+            let (index, loaded) = joined.context("a connector load task failed")?;
+            results[index] = Some(loaded.map_err(|e| e.to_string()));
+        }
+
+        let mut connectors: Vec<Found> = Vec::new();
+        let mut failed = Vec::new();
+        for (path, result) in files.into_iter().zip(results) {
+            let connector = match result {
+                Some(Ok(c)) => c,
+                Some(Err(error)) => {
+                    eprintln!("warning: skipping connector {}: {error}", path.display());
+                    failed.push((path, error));
+                    continue;
+                }
+                None => continue,
+            };
+            let info = connector.info();
+            if let Some(first) =
+                connectors.iter().find(|f| f.info().id == info.id && f.info().version == info.version)
+            {
+                if first.connector.sha256() != connector.sha256() {
+                    eprintln!(
+                        "warning: connector {} {} in {} differs from the one in {}, which is used",
+                        info.id,
+                        info.version,
+                        path.display(),
+                        first.path.display()
+                    );
+                }
+                continue;
+            }
+            connectors.push(Found { path, connector });
+        }
+        connectors.sort_by(|a, b| {
+            let key = |f: &Found| (f.info().id.clone(), semver::Version::parse(&f.info().version).ok());
+            key(a).cmp(&key(b))
+        });
+        let lookup = StaticCatalog::new(connectors.iter().map(|f| f.info().clone()).collect());
+        Ok(Catalog { connectors, failed, searched, lookup })
+    }
+
+    /// The loaded connector with this id and version.
+    pub fn connector(&self, id: &str, version: &str) -> Option<Connector> {
+        self.connectors
+            .iter()
+            .find(|f| f.info().id == id && f.info().version == version)
+            .map(|f| f.connector.clone())
+    }
+
+    fn searched_text(&self) -> String {
+        if self.searched.is_empty() {
+            return "no connectors directory found; pass --connectors DIR".into();
+        }
+        let dirs: Vec<String> = self.searched.iter().map(|d| d.display().to_string()).collect();
+        format!("searched {}", dirs.join(", "))
+    }
+}
+
+impl ConnectorCatalog for Catalog {
+    /// Resolves through the loaded connectors; a failure also says where connectors were
+    /// looked for.
+    fn resolve(&self, name: &str, req: Option<&VersionReq>) -> Result<ConnectorInfo, String> {
+        self.lookup.resolve(name, req).map_err(|e| format!("{e}; {}", self.searched_text()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_workspace_root() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let root = dir.path().join("repo");
+        let member = root.join("crates/a/src");
+        std::fs::create_dir_all(&member)?;
+        std::fs::write(root.join("Cargo.toml"), "[workspace]\nmembers = [\"crates/a\"]\n")?;
+        std::fs::write(root.join("crates/a/Cargo.toml"), "[package]\nname = \"a\"\n")?;
+        assert_eq!(workspace_root(&member), Some(root.clone()));
+        assert_eq!(workspace_root(&root), Some(root));
+        assert_eq!(workspace_root(dir.path()), None);
+        Ok(())
+    }
+
+    #[test]
+    fn lists_flat_and_installed_components() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("jira/0.1.0"))?;
+        std::fs::create_dir_all(d.join("jira/0.2.0"))?;
+        std::fs::create_dir_all(d.join("empty/0.1.0"))?;
+        std::fs::write(d.join("jira/0.1.0/connector.wasm"), b"")?;
+        std::fs::write(d.join("jira/0.2.0/connector.wasm"), b"")?;
+        std::fs::write(d.join("http.wasm"), b"")?;
+        std::fs::write(d.join("a.wasm"), b"")?;
+        std::fs::write(d.join("notes.txt"), b"")?;
+        let found: Vec<String> =
+            components_in(d)?.iter().map(|p| p.strip_prefix(d).unwrap_or(p).display().to_string()).collect();
+        assert_eq!(found, ["a.wasm", "http.wasm", "jira/0.1.0/connector.wasm", "jira/0.2.0/connector.wasm"]);
+        Ok(())
+    }
+
+    #[test]
+    fn given_directories_must_exist() {
+        let dirs = ConnectorDirs { dirs: vec![PathBuf::from("/nonexistent/qiao-connectors")] };
+        let err = dirs.search_path(Path::new("/tmp")).map(|_| ()).err().map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("connectors directory /nonexistent/qiao-connectors does not exist or is not a directory")
+        );
+    }
+}
