@@ -13,6 +13,8 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
+mod demo_server;
+
 const WASM_TARGET: &str = "wasm32-wasip2";
 const PROFILE: &str = "connector";
 
@@ -146,6 +148,8 @@ fn demo(root: &Path) -> Result<()> {
     run(&mut cmd, "cargo build -p qiao")?;
     let qiao = target_dir(root).join("debug").join("qiao");
     let state = target_dir(root).join("demo-state");
+    // A fresh state each time, so the demo books everything again.
+    let _ = std::fs::remove_dir_all(&state);
     for wasm in built.iter().filter(|p| !is_test_guest(root, p)) {
         println!("\n$ qiao connector describe {}", wasm.display());
         run(
@@ -153,6 +157,28 @@ fn demo(root: &Path) -> Result<()> {
             "qiao connector describe",
         )?;
     }
+    let runtime = tokio::runtime::Runtime::new().context("failed to start tokio")?;
+    let addr = runtime.block_on(demo_server::start())?;
+    let flow = root.join("xtask/demo/worklogs-to-erp.yaml");
+    let url = format!("http://{addr}");
+    let connectors = target_dir(root).join("connectors");
+    let step = |args: &[&str]| -> Result<()> {
+        println!("\n$ qiao {}", args.join(" "));
+        let mut cmd = Command::new(&qiao);
+        cmd.arg("--state").arg(&state).args(args).env("QIAO_DEMO_URL", &url);
+        run(&mut cmd, "qiao")
+    };
+    let flow_arg = flow.display().to_string();
+    let connectors_arg = connectors.display().to_string();
+    step(&["validate", &flow_arg, "--connectors", &connectors_arg])?;
+    println!("\n(the demo PM system serves 12 worklogs on {url}; the demo ERP prints each booking)");
+    step(&["run", &flow_arg, "--once", "--allow-private", "--connectors", &connectors_arg])?;
+    step(&["runs", "list"])?;
+    step(&["dlq", "list"])?;
+    println!("\nrunning the flow again books nothing twice: the since-watermark skips what was read,");
+    println!("and the ERP deduplicates re-read records on the idempotency key");
+    step(&["run", &flow_arg, "--once", "--allow-private", "--connectors", &connectors_arg])?;
+    drop(runtime);
     Ok(())
 }
 

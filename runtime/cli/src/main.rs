@@ -54,7 +54,11 @@ fn state_dir(arg: Option<PathBuf>) -> PathBuf {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("QIAO_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
 }
 
 fn main() -> ExitCode {
