@@ -30,6 +30,13 @@ pub struct Erp {
     pub reject_seven: Arc<AtomicBool>,
     /// Keys that already failed once with 503.
     pub flaked: Arc<Mutex<Vec<String>>>,
+    /// Alerts posted by `on_failure`.
+    pub alerts: Arc<Mutex<Vec<Value>>>,
+}
+
+async fn alert(State(erp): State<Erp>, axum::Json(body): axum::Json<Value>) -> StatusCode {
+    erp.alerts.lock().unwrap().push(body);
+    StatusCode::OK
 }
 
 pub const RECORDS: usize = 50;
@@ -79,6 +86,7 @@ pub async fn erp_server() -> Result<(SocketAddr, Erp)> {
     let router = axum::Router::new()
         .route("/worklogs", get(worklogs))
         .route("/book", post(book))
+        .route("/alert", post(alert))
         .with_state(erp.clone());
     Ok((serve(router).await?, erp))
 }
@@ -246,5 +254,77 @@ steps:
         outcomes.iter().filter(|o| o.status == RecordStatus::Done).map(|o| o.key.as_str()).collect();
     assert_eq!(done.len(), 2);
     assert!(done.iter().all(|k| k.contains('/')), "children are keyed parent/index: {done:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn on_failure_action_gets_the_error() -> Result<()> {
+    let (addr, erp) = erp_server().await?;
+    let yaml = format!(
+        r#"
+flow: alerting
+connections:
+  erp: {{ connector: http, config: {{ base_url: "http://{addr}" }} }}
+trigger: {{ manual: {{}} }}
+tables:
+  cost_center: {{ PM: CC-1001 }}
+steps:
+  - id: to-cost
+    map: {{ source_id: record.id, cost_center: "lookup('cost_center', record.project)" }}
+on_failure:
+  connection: erp
+  operation: request
+  input:
+    method: "'POST'"
+    url: "'/alert'"
+    json: {{ text: "'booking failed at ' ~ error.step ~ ': ' ~ error.message", record: error.record_key, class: error.class }}
+"#
+    );
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path())?;
+    let runner = runner(&yaml, &http_connector().await?, &store)?;
+    let run = runner.fire(TriggerInput::Manual { input: json!({"id": "X-1", "project": "NOPE"}) }).await?;
+    assert_eq!(run.info.counts.failed, 1);
+    let alerts = erp.alerts.lock().unwrap().clone();
+    assert_eq!(alerts.len(), 1);
+    assert!(
+        alerts[0]["record"].as_str().unwrap_or_default().starts_with("sha256:"),
+        "no id: keyed by content"
+    );
+    assert_eq!(alerts[0]["class"], "invalid-input");
+    let text = alerts[0]["text"].as_str().unwrap_or_default();
+    assert!(text.starts_with("booking failed at to-cost: ") && text.contains("NOPE"), "{text}");
+    assert_eq!(store.list_dead_letters(None)?.len(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn on_error_fail_stops_the_run_and_keeps_the_record_for_the_next_one() -> Result<()> {
+    let (addr, erp) = erp_server().await?;
+    let yaml = flow_yaml(addr).replace(
+        "retry: { attempts: 3, backoff: 10ms, max_backoff: 50ms }",
+        "retry: { attempts: 3, backoff: 10ms, max_backoff: 50ms }\n    on_error: fail",
+    );
+    assert!(yaml.contains("on_error: fail"));
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path())?;
+    let runner = runner(&yaml, &http_connector().await?, &store)?;
+    let run = runner.fire(TriggerInput::Poll).await?;
+    assert_eq!(run.info.status, RunStatus::Failed);
+    let error = run.info.error.clone().unwrap_or_default();
+    assert!(error.contains("WL-7") && error.contains("422"), "{error}");
+    // Nothing dead-lettered for WL-7, the first page stays in flight, no cursor committed.
+    assert!(store.list_dead_letters(None)?.iter().all(|(_, d)| d.state.key != "WL-7"));
+    assert!(!store.pending_batches("worklogs-to-erp")?.is_empty());
+    assert_eq!(store.cursor("worklogs-to-erp")?, None);
+    assert!(!erp.booked.lock().unwrap().contains_key("worklogs-to-erp:WL-7:book"));
+
+    // Once the ERP accepts it, the next start finishes the batch and commits the cursor.
+    erp.reject_seven.store(false, Ordering::Relaxed);
+    let resumed = runner.resume().await?.context("pending work")?;
+    assert_ne!(resumed.info.status, RunStatus::Failed, "{:?}", resumed.info);
+    assert!(erp.booked.lock().unwrap().contains_key("worklogs-to-erp:WL-7:book"));
+    assert!(store.pending_batches("worklogs-to-erp")?.is_empty());
+    assert!(store.cursor("worklogs-to-erp")?.is_some());
     Ok(())
 }

@@ -186,7 +186,32 @@ async fn fail(
             tracing::debug!(flow, record = %state.key, step = %step.id, error = %failure.message, "record skipped");
             finish(rt, slot, state, RecordStatus::Skipped, Some(step), Some((&failure, None))).await
         }
-        OnError::DeadLetter | OnError::Fail => {
+        OnError::Fail => {
+            // Stop the run: the record stays pending at the failing step (so the batch and its
+            // cursor are not committed) and is retried when the flow runs next.
+            let message = format!(
+                "step {:?} failed for record {:?} ({}: {}); the run stopped and the record is retried on the next run",
+                step.id.as_str(),
+                state.key,
+                failure.class,
+                failure.message
+            );
+            tracing::error!(flow, record = %state.key, step = %step.id, error = %failure.message, "record failed with on_error: fail; stopping the run");
+            let outcome = RecordOutcome {
+                key: state.key.clone(),
+                status: RecordStatus::Pending,
+                step: Some(step.id.to_string()),
+                error: Some(format!("{}: {}", failure.class, failure.message)),
+                dead_letter: None,
+                at_ms: now_ms(),
+            };
+            rt.store
+                .save_record(flow, slot.batch, slot.seq, &state, Some((slot.run_id, outcome)), None)
+                .await?;
+            rt.fail_run(message);
+            Ok(RecordResult::Interrupted)
+        }
+        OnError::DeadLetter => {
             let dead_letter = DeadLetter {
                 flow: flow.to_string(),
                 run_id: slot.run_id,
@@ -212,9 +237,6 @@ async fn fail(
                 Some((&failure, Some(dead_letter))),
             )
             .await?;
-            if step.on_error == OnError::Fail {
-                rt.failed.store(true, Ordering::Relaxed);
-            }
             notify_failure(rt, &record_key, &data, step, &failure).await;
             Ok(result)
         }

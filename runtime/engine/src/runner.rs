@@ -78,14 +78,28 @@ pub struct RunSummary {
     pub info: RunInfo,
 }
 
+impl Inner {
+    /// Stops the run (`on_error: fail`), keeping the first reason.
+    pub(crate) fn fail_run(&self, reason: String) {
+        if let Ok(mut f) = self.failure.lock()
+            && f.is_none()
+        {
+            *f = Some(reason);
+        }
+        self.failed.store(true, Ordering::Relaxed);
+    }
+}
+
 pub(crate) struct Inner {
     pub plan: FlowPlan,
     pub connections: HashMap<String, Connection>,
     pub store: Store,
     pub options: RunnerOptions,
     pub shutdown: CancellationToken,
-    /// Set by a step with `on_error: fail`: stop after the current batch.
+    /// Set by a step with `on_error: fail`: stop the run, leave the record pending.
     pub failed: AtomicBool,
+    /// Why the run was stopped.
+    pub failure: std::sync::Mutex<Option<String>>,
     /// Next record sequence number within the batch being processed (for `foreach` children).
     pub next_seq: AtomicU64,
 }
@@ -165,6 +179,7 @@ impl FlowRunner {
                 options,
                 shutdown: CancellationToken::new(),
                 failed: AtomicBool::new(false),
+                failure: std::sync::Mutex::new(None),
                 next_seq: AtomicU64::new(0),
             }),
         })
@@ -306,6 +321,11 @@ impl FlowRunner {
     }
 
     async fn start_run(&self, trigger: &str) -> Result<(RunId, RunInfo), EngineError> {
+        // A new run starts clean; `run()` has already stopped if the last one failed.
+        self.inner.failed.store(false, Ordering::Relaxed);
+        if let Ok(mut f) = self.inner.failure.lock() {
+            *f = None;
+        }
         let info = RunInfo {
             flow: self.flow().to_string(),
             trigger: trigger.to_string(),
@@ -327,22 +347,23 @@ impl FlowRunner {
         end: BatchEnd,
         error: Option<String>,
     ) -> Result<(), EngineError> {
+        let stopped = self.inner.failure.lock().ok().and_then(|f| f.clone());
         info.ended_ms = Some(now_ms());
-        info.status = match (&end, &error) {
-            (BatchEnd::Interrupted, _) => RunStatus::Running,
-            (_, Some(_)) => RunStatus::Failed,
-            _ if self.inner.failed.load(Ordering::Relaxed) => RunStatus::Failed,
-            _ if info.counts.failed > 0 => RunStatus::CompletedWithFailures,
-            _ => RunStatus::Succeeded,
+        (info.status, info.error) = match (stopped, error, &end) {
+            (Some(reason), _, _) => (RunStatus::Failed, Some(reason)),
+            (None, Some(e), _) => (RunStatus::Failed, Some(e)),
+            (None, None, BatchEnd::Interrupted) => {
+                info.ended_ms = None;
+                (
+                    RunStatus::Running,
+                    Some("stopped before the end; unfinished records resume on the next start".into()),
+                )
+            }
+            (None, None, BatchEnd::Complete) if info.counts.failed > 0 => {
+                (RunStatus::CompletedWithFailures, None)
+            }
+            (None, None, BatchEnd::Complete) => (RunStatus::Succeeded, None),
         };
-        if matches!(end, BatchEnd::Interrupted) {
-            info.ended_ms = None;
-        }
-        if self.inner.failed.load(Ordering::Relaxed) && error.is_none() {
-            info.error = Some("a step with on_error: fail dead-lettered a record".into());
-        } else {
-            info.error = error;
-        }
         self.inner.store.update_run(id, info).await?;
         let c = info.counts;
         tracing::info!(flow = self.flow(), run = id, status = ?info.status, records_in = c.records_in,
