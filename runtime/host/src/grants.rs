@@ -97,7 +97,8 @@ impl FromStr for HostPattern {
             Some("*") => PortMatch::Any,
             Some(p) => PortMatch::Exact(p.parse().map_err(|_| invalid("port must be a number or '*'"))?),
         };
-        let host = host.trim_end_matches('.').to_string();
+        // A trailing dot (fully qualified name) is dropped, but not from a bare "*.".
+        let host = if host == "*." { host } else { host.trim_end_matches('.').to_string() };
         let host = if host == "*" {
             HostMatch::Any
         } else if let Some(suffix) = host.strip_prefix("*.") {
