@@ -151,6 +151,10 @@ async fn finish(
     failure: Option<(&StepFailure, Option<DeadLetter>)>,
 ) -> Result<RecordResult, qiao_store::StoreError> {
     state.status = status;
+    // A terminal record is never processed again: keep its key and status, not its data
+    // (the dead letter, if any, holds its own copy).
+    state.data = Value::Null;
+    state.outputs.clear();
     let outcome = RecordOutcome {
         key: state.key.clone(),
         status,
