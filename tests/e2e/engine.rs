@@ -328,3 +328,33 @@ async fn on_error_fail_stops_the_run_and_keeps_the_record_for_the_next_one() -> 
     assert!(store.cursor("worklogs-to-erp")?.is_some());
     Ok(())
 }
+
+#[tokio::test]
+async fn schedule_flow_fires_once_with_the_tick_as_record() -> Result<()> {
+    let rt = runtime()?;
+    let guest = load(&rt, "misbehave", Default::default()).await?;
+    let yaml = r#"
+flow: nightly
+connections:
+  t: { connector: misbehave, config: {} }
+trigger:
+  schedule: { cron: "30 2 * * *", timezone: Asia/Shanghai }
+steps:
+  - id: stamp
+    action: { connection: t, operation: echo, input: { at: record.scheduled_at } }
+"#;
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path())?;
+    let catalog = StaticCatalog::new(vec![guest.info().clone()]);
+    let plan = qiao_flow::load("nightly.yaml", yaml, &catalog, &MemorySecrets::new())
+        .map_err(|d| anyhow::anyhow!("{d}"))?;
+    let g = guest.clone();
+    let runner = FlowRunner::new(plan, move |_| Some(g.clone()), store.clone(), RunnerOptions::default())?;
+    let runs = runner.run(true).await?;
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].info.trigger, "schedule");
+    assert_eq!(runs[0].info.counts.records_out, 1);
+    let (_, outcomes) = store.get_run(runs[0].run_id)?;
+    assert!(outcomes[0].key.contains('T'), "keyed by the tick time: {}", outcomes[0].key);
+    Ok(())
+}
