@@ -5,7 +5,7 @@
 //! store share the machine's two cores. Prints records/s and peak memory.
 //!
 //! Needs `target/connectors/http.wasm` (`cargo xtask build-connectors`).
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::collections::HashMap;
 use std::path::PathBuf;
