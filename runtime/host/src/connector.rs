@@ -3,14 +3,13 @@
 //! guest that trapped is simply dropped.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use qiao_contract::{ActionOutput, Batch, ConnectorInfo, OperationKind, WebhookResult};
 use serde::Deserialize;
 use serde_json::Value;
 use wasmtime::Store;
 
-use crate::bindings::ConnectorPre;
+use crate::bindings::{ConnectorPre, handler};
 use crate::convert;
 use crate::error::{CallError, ConnectError, LoadError};
 use crate::grants::Grants;
@@ -105,17 +104,10 @@ impl Connector {
             error: Box::new(error),
         };
         let scope = connector.scope(Arc::from(""), Grants::none());
-        let mut store = connector.store(scope, "describe");
-        let raw = {
-            let pre = &connector.inner.pre;
-            let timeout = connector.inner.limits.call_timeout;
-            tokio::time::timeout(timeout, async {
-                let instance = pre.instantiate_async(&mut store).await?;
-                instance.qiao_connector_handler().call_describe(&mut store).await
-            })
+        let raw_info = connector
+            .run(scope, "describe", async |store, h| h.call_describe(store).await)
             .await
-        };
-        let raw_info = connector.settle(raw, &store).map_err(describe_err)?;
+            .map_err(describe_err)?;
         let info = convert::info(raw_info).map_err(|m| describe_err(connector.malformed("describe", m)))?;
         info.check().map_err(|problems| LoadError::BadDescription {
             source_name: source_name.to_string(),
@@ -164,16 +156,10 @@ impl Connector {
     /// Checks a connection config with the connector's `validate-config` (no network).
     pub async fn validate_config(&self, config: &Value) -> Result<(), CallError> {
         let config = config.to_string();
-        let mut store = self.store(self.scope(Arc::from(""), Grants::none()), "validate-config");
-        let raw = {
-            let pre = &self.inner.pre;
-            tokio::time::timeout(self.inner.limits.call_timeout, async {
-                let instance = pre.instantiate_async(&mut store).await?;
-                instance.qiao_connector_handler().call_validate_config(&mut store, &config).await
-            })
-            .await
-        };
-        self.settle(raw, &store)?.map_err(|e| CallError::Connector(convert::error(e)))
+        let scope = self.scope(Arc::from(""), Grants::none());
+        self.run(scope, "validate-config", async |store, h| h.call_validate_config(store, &config).await)
+            .await?
+            .map_err(|e| CallError::Connector(convert::error(e)))
     }
 
     /// Binds the connector to a connection config. `kv_scope` partitions its `kv` state (use
@@ -212,6 +198,24 @@ impl Connector {
         store.epoch_deadline_callback(CallState::on_epoch);
         store.set_epoch_deadline(1);
         store
+    }
+
+    /// Runs `f` on a fresh instance in a fresh store for `scope`, under the call timeout, and
+    /// turns the outcome into a value or the matching [`CallError`].
+    async fn run<R>(
+        &self,
+        scope: Arc<CallScope>,
+        op: &str,
+        f: impl AsyncFnOnce(&mut Store<CallState>, &handler::Guest) -> wasmtime::Result<R>,
+    ) -> Result<R, CallError> {
+        let mut store = self.store(scope, op);
+        let pre = &self.inner.pre;
+        let raw = tokio::time::timeout(self.inner.limits.call_timeout, async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            f(&mut store, instance.qiao_connector_handler()).await
+        })
+        .await;
+        self.settle(raw, &store)
     }
 
     fn check_op(&self, op: &str, kind: OperationKind) -> Result<(), CallError> {
@@ -307,10 +311,6 @@ impl Connection {
         &self.scope.grants
     }
 
-    fn timeout(&self) -> Duration {
-        self.scope.limits.call_timeout
-    }
-
     /// Checks this connection's config with `validate-config`.
     pub async fn validate(&self) -> Result<(), CallError> {
         let config: Value = serde_json::from_str(&self.config).unwrap_or(Value::Null);
@@ -321,20 +321,13 @@ impl Connection {
     pub async fn poll(&self, op: &str, params: &Value, cursor: Option<&str>) -> Result<Batch, CallError> {
         self.connector.check_op(op, OperationKind::Trigger)?;
         let params = params.to_string();
-        let mut store = self.connector.store(self.scope.clone(), op);
-        let raw = {
-            let pre = &self.connector.inner.pre;
-            tokio::time::timeout(self.timeout(), async {
-                let instance = pre.instantiate_async(&mut store).await?;
-                instance
-                    .qiao_connector_handler()
-                    .call_poll(&mut store, op, &self.config, &params, cursor)
-                    .await
+        let batch = self
+            .connector
+            .run(self.scope.clone(), op, async |store, h| {
+                h.call_poll(store, op, &self.config, &params, cursor).await
             })
-            .await
-        };
-        let batch =
-            self.connector.settle(raw, &store)?.map_err(|e| CallError::Connector(convert::error(e)))?;
+            .await?
+            .map_err(|e| CallError::Connector(convert::error(e)))?;
         convert::batch(batch).map_err(|m| self.connector.malformed(op, m))
     }
 
@@ -347,20 +340,13 @@ impl Connection {
     ) -> Result<ActionOutput, CallError> {
         self.connector.check_op(op, OperationKind::Action)?;
         let input = input.to_string();
-        let mut store = self.connector.store(self.scope.clone(), op);
-        let raw = {
-            let pre = &self.connector.inner.pre;
-            tokio::time::timeout(self.timeout(), async {
-                let instance = pre.instantiate_async(&mut store).await?;
-                instance
-                    .qiao_connector_handler()
-                    .call_invoke(&mut store, op, &self.config, &input, idempotency_key)
-                    .await
+        let output = self
+            .connector
+            .run(self.scope.clone(), op, async |store, h| {
+                h.call_invoke(store, op, &self.config, &input, idempotency_key).await
             })
-            .await
-        };
-        let output =
-            self.connector.settle(raw, &store)?.map_err(|e| CallError::Connector(convert::error(e)))?;
+            .await?
+            .map_err(|e| CallError::Connector(convert::error(e)))?;
         convert::action_output(output).map_err(|m| self.connector.malformed(op, m))
     }
 
@@ -379,20 +365,13 @@ impl Connection {
             });
         }
         let headers = headers.to_vec();
-        let mut store = self.connector.store(self.scope.clone(), "verify-webhook");
-        let raw = {
-            let pre = &self.connector.inner.pre;
-            tokio::time::timeout(self.timeout(), async {
-                let instance = pre.instantiate_async(&mut store).await?;
-                instance
-                    .qiao_connector_handler()
-                    .call_verify_webhook(&mut store, &self.config, &headers, body)
-                    .await
+        let result = self
+            .connector
+            .run(self.scope.clone(), "verify-webhook", async |store, h| {
+                h.call_verify_webhook(store, &self.config, &headers, body).await
             })
-            .await
-        };
-        let result =
-            self.connector.settle(raw, &store)?.map_err(|e| CallError::Connector(convert::error(e)))?;
+            .await?
+            .map_err(|e| CallError::Connector(convert::error(e)))?;
         convert::webhook(result).map_err(|m| self.connector.malformed("verify-webhook", m))
     }
 }
