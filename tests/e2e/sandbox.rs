@@ -352,3 +352,24 @@ async fn memory_limit_above_runtime_maximum_is_refused_at_load() -> Result<()> {
     assert!(format!("{err:#}").contains("above the runtime maximum"), "{err:#}");
     Ok(())
 }
+
+/// Every test guest under `tests/guests/` is loaded by some e2e test, so none rots unused.
+#[test]
+fn every_test_guest_has_a_test() -> Result<()> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut sources = String::new();
+    for entry in std::fs::read_dir(root.join("e2e"))? {
+        sources.push_str(&std::fs::read_to_string(entry?.path())?);
+    }
+    let mut guests = Vec::new();
+    for entry in std::fs::read_dir(root.join("guests"))? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        assert!(
+            sources.contains(&format!("\"{name}\"")),
+            "test guest {name:?} is not loaded by any e2e test"
+        );
+        guests.push(name);
+    }
+    assert!(guests.len() >= 2, "found guests: {guests:?}");
+    Ok(())
+}
