@@ -176,8 +176,9 @@ fn check_state(dir: &Path) {
     assert!(store.cursor("crash-test").unwrap().is_some(), "cursor committed");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_loses_nothing_and_books_once_with_idempotency_keys() {
+/// Runs the flow with `idempotency_header` under kills; returns the ERP's requests, the
+/// seed and the kill count, after checking the final state.
+async fn crash_run(idempotency_header: &str) -> (Vec<(String, String)>, u64, usize) {
     let seed = std::env::var("QIAO_CRASH_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -186,10 +187,17 @@ async fn sigkill_loses_nothing_and_books_once_with_idempotency_keys() {
     let tmp = tempfile::tempdir().unwrap();
     let (addr, erp) = erp().await;
     let flow_file = tmp.path().join("crash.yaml");
-    std::fs::write(&flow_file, flow(addr, "Idempotency-Key")).unwrap();
+    std::fs::write(&flow_file, flow(addr, idempotency_header)).unwrap();
     let killed = run_with_kills(tmp.path(), &flow_file, &connectors_dir(tmp.path()), seed, &erp).await;
-
+    check_state(tmp.path());
     let requests = erp.requests.lock().unwrap().clone();
+    println!("{killed} kills, {} requests for {RECORDS} worklogs", requests.len());
+    (requests, seed, killed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_loses_nothing_and_books_once_with_idempotency_keys() {
+    let (requests, seed, killed) = crash_run("Idempotency-Key").await;
     let mut by_key: HashMap<&str, HashSet<&str>> = HashMap::new();
     for (key, source) in &requests {
         by_key.entry(key.as_str()).or_default().insert(source.as_str());
@@ -199,29 +207,13 @@ async fn sigkill_loses_nothing_and_books_once_with_idempotency_keys() {
     let booked: HashSet<String> = by_key.keys().map(|k| k.to_string()).collect();
     assert_eq!(booked, expected, "seed {seed}, {killed} kills");
     assert!(by_key.values().all(|s| s.len() == 1), "one key never covers two worklogs");
-    println!("{killed} kills, {} requests for {RECORDS} worklogs", requests.len());
-    check_state(tmp.path());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_loses_nothing_without_idempotency_keys() {
-    let seed = std::env::var("QIAO_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| fastrand::u64(..));
-    println!("crash test seed {seed} (set QIAO_CRASH_SEED to repeat)");
-    let tmp = tempfile::tempdir().unwrap();
-    let (addr, erp) = erp().await;
-    let flow_file = tmp.path().join("crash.yaml");
-    std::fs::write(&flow_file, flow(addr, "")).unwrap();
-    let killed = run_with_kills(tmp.path(), &flow_file, &connectors_dir(tmp.path()), seed, &erp).await;
-
-    let requests = erp.requests.lock().unwrap().clone();
+    let (requests, seed, killed) = crash_run("").await;
     assert!(requests.iter().all(|(key, _)| key.is_empty()), "no idempotency header sent");
-    let seen: HashSet<&str> = requests.iter().map(|(_, s)| s.as_str()).collect();
+    let seen: HashSet<String> = requests.iter().map(|(_, s)| s.clone()).collect();
     let expected: HashSet<String> = (1..=RECORDS).map(|i| format!("WL-{i}")).collect();
-    let seen: HashSet<String> = seen.into_iter().map(String::from).collect();
     assert_eq!(seen, expected, "at least once: seed {seed}, {killed} kills");
-    println!("{killed} kills, {} requests for {RECORDS} worklogs", requests.len());
-    check_state(tmp.path());
 }
