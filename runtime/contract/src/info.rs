@@ -97,6 +97,35 @@ impl ConnectorInfo {
             .collect()
     }
 
+    /// Dotted paths of every config field marked secret, nested ones included: it follows
+    /// `properties`, and the branches of `oneOf`/`anyOf`/`allOf` (so `auth.token` is found in
+    /// `{"auth": {"oneOf": [{"properties": {"token": {"x-secret": true}}}]}}`).
+    pub fn secret_paths(&self) -> Vec<String> {
+        fn walk(schema: &Value, prefix: &str, out: &mut Vec<String>, depth: usize) {
+            if depth > 16 {
+                return;
+            }
+            if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+                for (name, sub) in props {
+                    let path = if prefix.is_empty() { name.clone() } else { format!("{prefix}.{name}") };
+                    if sub.get(SECRET_KEYWORD).and_then(Value::as_bool) == Some(true) && !out.contains(&path)
+                    {
+                        out.push(path.clone());
+                    }
+                    walk(sub, &path, out, depth + 1);
+                }
+            }
+            for key in ["oneOf", "anyOf", "allOf"] {
+                for branch in schema.get(key).and_then(Value::as_array).into_iter().flatten() {
+                    walk(branch, prefix, out, depth + 1);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.config_schema, "", &mut out, 0);
+        out
+    }
+
     /// Checks the rules the WIT documents: kebab-case id and operation names, unique
     /// operations, a `MAJOR.MINOR.PATCH` version, and schemas that are JSON objects. Returns
     /// every problem found.
@@ -177,7 +206,21 @@ mod tests {
         let info = info();
         assert_eq!(info.check(), Ok(()));
         assert_eq!(info.secret_fields(), vec!["api_token"]);
+        assert_eq!(info.secret_paths(), vec!["api_token".to_string()]);
         assert!(info.operation("issues-updated").is_some());
+    }
+
+    #[test]
+    fn secret_paths_follow_nested_properties_and_branches() {
+        let mut info = info();
+        info.config_schema = json!({"type": "object", "properties": {
+            "base_url": {"type": "string"},
+            "auth": {"x-secret": true, "oneOf": [
+                {"properties": {"type": {"const": "bearer"}, "token": {"type": "string", "x-secret": true}}},
+                {"properties": {"type": {"const": "basic"}, "username": {}, "password": {"x-secret": true}}}
+            ]}
+        }});
+        assert_eq!(info.secret_paths(), ["auth", "auth.token", "auth.password"]);
     }
 
     #[test]

@@ -117,34 +117,49 @@ impl Loader<'_> {
         out
     }
 
-    /// Config fields the connector marks secret must come from a reference, and are kept as
-    /// [`StaticValue::Secret`] whatever their source.
+    /// Config fields the connector marks secret, nested ones included (`auth.token`), must
+    /// come from a reference when they are strings, and are kept as [`StaticValue::Secret`]
+    /// whatever their source.
     fn secret_fields(&mut self, info: &ConnectorInfo, raw: &Data, config: &mut StaticValue, path: &str) {
-        let fields = info.secret_fields();
-        let Data::Map(raw_entries) = raw else { return };
-        for (k, v) in raw_entries {
-            if !fields.contains(&k.as_str()) {
-                continue;
-            }
-            if let Data::String(s) = v
-                && !static_value::has_reference(s)
-            {
-                self.error(
-                    &key_path(path, k),
-                    format!(
-                        "config field {k:?} of connector {:?} is a credential: write \"${{secret.NAME}}\" instead of a literal value",
-                        info.id
-                    ),
-                );
-            }
+        let paths = info.secret_paths();
+        if !paths.is_empty() {
+            self.check_secrets(info, &paths, "", raw, config, path);
         }
-        if let StaticValue::Map(entries) = config {
-            for (k, v) in entries.iter_mut() {
-                if fields.contains(&k.as_str())
-                    && let StaticValue::String(s) = v
-                {
-                    *v = StaticValue::Secret(Secret::new(std::mem::take(s)));
+    }
+
+    fn check_secrets(
+        &mut self,
+        info: &ConnectorInfo,
+        secret_paths: &[String],
+        prefix: &str,
+        raw: &Data,
+        config: &mut StaticValue,
+        path: &str,
+    ) {
+        let (Data::Map(raw_entries), StaticValue::Map(entries)) = (raw, config) else { return };
+        for (k, v) in raw_entries {
+            let field = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+            let value = entries.iter_mut().find(|(name, _)| name == k).map(|(_, v)| v);
+            let is_secret = secret_paths.contains(&field);
+            match (v, value) {
+                (Data::String(s), Some(value)) if is_secret => {
+                    if !static_value::has_reference(s) {
+                        self.error(
+                            &key_path(path, k),
+                            format!(
+                                "config field {field:?} of connector {:?} is a credential: write \"${{secret.NAME}}\" instead of a literal value",
+                                info.id
+                            ),
+                        );
+                    }
+                    if let StaticValue::String(plain) = value {
+                        *value = StaticValue::Secret(Secret::new(std::mem::take(plain)));
+                    }
                 }
+                (Data::Map(_), Some(value)) => {
+                    self.check_secrets(info, secret_paths, &field, v, value, &key_path(path, k));
+                }
+                _ => {}
             }
         }
     }
