@@ -80,7 +80,8 @@ pub struct ConnectionArgs {
     allow_private: bool,
 }
 
-fn json_arg(what: &str, text: &str) -> Result<Value> {
+/// A JSON argument: the text itself, or `@path` to read it from a file.
+pub fn json_arg(what: &str, text: &str) -> Result<Value> {
     let text = match text.strip_prefix('@') {
         Some(path) => {
             std::fs::read_to_string(path).with_context(|| format!("failed to read {what} from {path}"))?

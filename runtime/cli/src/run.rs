@@ -79,7 +79,7 @@ pub async fn run(args: RunArgs, state: &Path) -> Result<()> {
 
     let summaries = match (&args.input, manual) {
         (Some(input), true) => {
-            let input = json_arg(input)?;
+            let input = crate::connector::json_arg("--input", input)?;
             let mut runs: Vec<_> = runner.resume().await?.into_iter().collect();
             runs.push(runner.fire(TriggerInput::Manual { input }).await?);
             runs
@@ -102,16 +102,6 @@ pub async fn run(args: RunArgs, state: &Path) -> Result<()> {
         bail!("run {} failed: {}", s.run_id, s.info.error.as_deref().unwrap_or("see `qiao runs show`"));
     }
     Ok(())
-}
-
-fn json_arg(text: &str) -> Result<serde_json::Value> {
-    let text = match text.strip_prefix('@') {
-        Some(path) => {
-            std::fs::read_to_string(path).with_context(|| format!("failed to read --input from {path}"))?
-        }
-        None => text.to_string(),
-    };
-    serde_json::from_str(&text).context("--input is not valid JSON")
 }
 
 /// Waits for Ctrl-C or SIGTERM; false if no signal handler could be installed.

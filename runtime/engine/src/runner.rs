@@ -401,7 +401,7 @@ impl FlowRunner {
     ) -> Result<BatchEnd, EngineError> {
         let states = self.states(vec![record]);
         let meta = BatchMeta { run_id, next_cursor: None, created_ms: now_ms() };
-        let batch = self.inner.store.enqueue_batch(self.flow(), meta, states.clone()).await?;
+        let batch = self.inner.store.enqueue_batch(self.flow(), meta, &states).await?;
         tally.records_in.fetch_add(1, Ordering::Relaxed);
         let end = self
             .process_batch(
@@ -452,7 +452,7 @@ impl FlowRunner {
                 };
                 let states = self.states(batch.records);
                 let meta = BatchMeta { run_id, next_cursor: batch.next_cursor.clone(), created_ms: now_ms() };
-                let id = self.inner.store.enqueue_batch(self.flow(), meta, states.clone()).await?;
+                let id = self.inner.store.enqueue_batch(self.flow(), meta, &states).await?;
                 tally.records_in.fetch_add(states.len() as u64, Ordering::Relaxed);
                 if tx.send((id, states)).await.is_err() {
                     return Ok(None);

@@ -109,7 +109,7 @@ impl Store {
         &self,
         flow: &str,
         meta: BatchMeta,
-        records: Vec<RecordState>,
+        records: &[RecordState],
     ) -> Result<u64, StoreError> {
         let id = self.allocate(1);
         let flow = flow.to_string();
@@ -434,7 +434,7 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let store = Store::open(dir.path())?;
         let meta = BatchMeta { run_id: 1, next_cursor: Some("c1".into()), created_ms: 0 };
-        let batch = store.enqueue_batch("f", meta, vec![rec("a"), rec("b")]).await?;
+        let batch = store.enqueue_batch("f", meta, &[rec("a"), rec("b")]).await?;
         assert_eq!(store.cursor("f")?, None);
         assert!(store.complete_batch("f", batch).await.is_err(), "pending records block completion");
         let mut done = rec("a");
@@ -455,7 +455,7 @@ mod tests {
         let batch = {
             let store = Store::open(dir.path())?;
             let meta = BatchMeta { run_id: 7, next_cursor: None, created_ms: 0 };
-            let batch = store.enqueue_batch("f", meta, vec![rec("a")]).await?;
+            let batch = store.enqueue_batch("f", meta, &[rec("a")]).await?;
             let mut s = rec("a");
             s.next_step = 2;
             s.outputs.insert("book".into(), json!({"id": 1}));
@@ -482,7 +482,7 @@ mod tests {
         let store = Store::open(dir.path())?;
         let run = store.start_run(&run_info()).await?;
         let batch = store
-            .enqueue_batch("f", BatchMeta { run_id: run, next_cursor: None, created_ms: 0 }, vec![rec("a")])
+            .enqueue_batch("f", BatchMeta { run_id: run, next_cursor: None, created_ms: 0 }, &[rec("a")])
             .await?;
         let mut failed = rec("a");
         failed.next_step = 1;
