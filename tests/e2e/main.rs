@@ -3,6 +3,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod common;
+mod dingtalk;
 mod engine;
 mod http_connector;
+mod jira;
+mod kingdee;
 mod sandbox;
+mod sap;
+mod yonyou;

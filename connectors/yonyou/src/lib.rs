@@ -1,0 +1,23 @@
+//! The Yonyou YonBIP connector (being written).
+
+use qiao_sdk::{Connector, Info};
+
+/// The Yonyou YonBIP connector.
+pub struct Placeholder;
+
+impl Connector for Placeholder {
+    fn describe() -> Info {
+        Info {
+            id: "yonyou".into(),
+            version: "0.0.0".into(),
+            title: "Yonyou YonBIP".into(),
+            description: "Being written.".into(),
+            config_schema: qiao_sdk::json!({"type": "object"}),
+            operations: vec![],
+            hosts: vec![],
+            webhook: false,
+        }
+    }
+}
+
+qiao_sdk::export_connector!(Placeholder);

@@ -1,0 +1,1 @@
+//! Fake of DingTalk (钉钉) open platform (being written).

@@ -1,0 +1,1 @@
+//! Fake of Jira Cloud REST v3 (being written).

@@ -1,0 +1,1 @@
+//! Fake of Kingdee K/3 Cloud (金蝶云星空) WebAPI (being written).

@@ -1,0 +1,1 @@
+//! Fake of Yonyou YonBIP (用友) open API (being written).

@@ -1,0 +1,1 @@
+//! The DingTalk connector, built to Wasm, against the DingTalk fake (being written).

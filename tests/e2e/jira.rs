@@ -1,0 +1,1 @@
+//! The Jira Cloud connector, built to Wasm, against the Jira Cloud fake (being written).
