@@ -32,6 +32,29 @@ struct Input {
     text: Option<String>,
     #[serde(default)]
     expect: Expect,
+    #[serde(default)]
+    item_results: Option<ItemResults>,
+}
+
+/// Where a bulk request's answer holds one result per item sent, and how a failed one looks.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ItemResults {
+    /// Dotted path in the JSON body to the list of results ("" for the body itself).
+    #[serde(default)]
+    path: String,
+    /// A result whose field of this name is present and not null failed; its value is the
+    /// message.
+    #[serde(default = "default_error_field")]
+    error_field: String,
+    /// Optional field holding an HTTP-style status per result: 429 → rate-limited,
+    /// 5xx → transient, anything else → invalid-input.
+    #[serde(default)]
+    status_field: Option<String>,
+}
+
+fn default_error_field() -> String {
+    "error".into()
 }
 
 fn default_method() -> String {
@@ -55,7 +78,37 @@ pub(crate) fn run(req: InvokeRequest<'_>) -> Result<ActionOutput> {
     let input: Input = req.input()?;
     let request = build(&config, &input, req.idempotency_key)?;
     let response = request.send()?.error_for_status()?;
-    Ok(ActionOutput::new(output(response, input.expect)?))
+    let output = output(response, input.expect)?;
+    let items = match &input.item_results {
+        Some(spec) => Some(item_outcomes(&output["body"], spec)?),
+        None => None,
+    };
+    Ok(ActionOutput { output, items })
+}
+
+/// One outcome per result in the answer of a bulk request.
+fn item_outcomes(body: &Value, spec: &ItemResults) -> Result<Vec<Result<Value, Error>>> {
+    let list = crate::values::lookup(body, &spec.path).and_then(Value::as_array).ok_or_else(|| {
+        Error::permanent(format!("item_results.path {:?} is not a list in the response", spec.path))
+    })?;
+    Ok(list
+        .iter()
+        .map(|entry| match entry.get(&spec.error_field).filter(|v| !v.is_null()) {
+            None => Ok(entry.clone()),
+            Some(message) => {
+                let message = match message {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                let status = spec.status_field.as_ref().and_then(|f| entry.get(f)).and_then(Value::as_u64);
+                Err(match status {
+                    Some(429) => Error::rate_limited(message, None),
+                    Some(s) if s >= 500 => Error::transient(message),
+                    _ => Error::invalid_input(message),
+                })
+            }
+        })
+        .collect())
 }
 
 fn build(config: &Config, input: &Input, idempotency_key: &str) -> Result<Request> {
@@ -343,5 +396,55 @@ mod tests {
         let _host = MockHost::new().http(|_| Err(HttpError::Connect("connection refused".into()))).install();
         let e = invoke(json!({}), json!({"url": "http://127.0.0.1:9/x"})).unwrap_err();
         assert_eq!(e, Error::transient("GET http://127.0.0.1:9/x failed: connect: connection refused"));
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod bulk_tests {
+    use super::*;
+    use qiao_sdk::testing::MockHost;
+    use qiao_sdk::{ErrorClass, InvokeRequest};
+
+    #[test]
+    fn item_results_become_per_item_outcomes() {
+        let _host = MockHost::new()
+            .http(|req| {
+                let sent = req.body_json().unwrap();
+                assert_eq!(sent.as_array().unwrap().len(), 4);
+                Ok(Response::new(200).with_json(&json!({"data": {"results": [
+                    {"id": "V-1"},
+                    {"error": "cost center CB9999 does not exist", "status": 422},
+                    {"error": "busy", "status": 503},
+                    {"error": {"code": 429}, "status": 429},
+                ]}})))
+            })
+            .install();
+        let out = run(InvokeRequest {
+            op: "request",
+            config: &json!({"base_url": "https://erp.test"}),
+            input: &json!({"method": "POST", "url": "/bulk", "json": [1, 2, 3, 4],
+                "item_results": {"path": "data.results", "status_field": "status"}}),
+            idempotency_key: "k",
+        })
+        .unwrap();
+        let items = out.items.unwrap();
+        assert_eq!(items[0], Ok(json!({"id": "V-1"})));
+        let classes: Vec<_> = items[1..].iter().map(|r| r.as_ref().unwrap_err().class()).collect();
+        assert_eq!(classes, vec![ErrorClass::InvalidInput, ErrorClass::Transient, ErrorClass::RateLimited]);
+        assert_eq!(items[1].as_ref().unwrap_err().message(), "cost center CB9999 does not exist");
+    }
+
+    #[test]
+    fn item_results_path_must_be_a_list() {
+        let _host = MockHost::new().http(|_| Ok(Response::new(200).with_json(&json!({"ok": true})))).install();
+        let err = run(InvokeRequest {
+            op: "request",
+            config: &json!({"base_url": "https://erp.test"}),
+            input: &json!({"method": "POST", "url": "/bulk", "json": [], "item_results": {"path": "results"}}),
+            idempotency_key: "k",
+        })
+        .unwrap_err();
+        assert_eq!(err.class(), ErrorClass::Permanent);
     }
 }

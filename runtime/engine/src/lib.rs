@@ -14,8 +14,10 @@
 //! wasmtime or YAML directly.
 
 mod error;
+mod group;
 mod keys;
 mod kv;
+mod pipeline;
 mod record;
 mod retry;
 mod runner;

@@ -1,7 +1,8 @@
 //! One record through the steps: expressions, action calls with retries, checkpoints, and
 //! the terminal write (done, filtered, skipped, dead-lettered).
 
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use qiao_contract::ErrorClass;
@@ -20,11 +21,14 @@ pub(crate) enum RecordResult {
     Terminal(RecordStatus),
     /// Split by `foreach` into these children (already stored as pending).
     Split(Vec<(u64, RecordState)>),
+    /// Reached the `batch` step (`next_step` is its index): waits for its group.
+    Parked(RecordState),
     /// Shutdown asked; the record stays pending in the store and resumes at the next start.
     Interrupted,
 }
 
 /// A step that failed for good.
+#[derive(Clone)]
 pub(crate) struct StepFailure {
     pub class: ErrorClass,
     pub message: String,
@@ -32,7 +36,7 @@ pub(crate) struct StepFailure {
 }
 
 impl StepFailure {
-    fn eval(e: EvalError) -> Self {
+    pub(crate) fn eval(e: EvalError) -> Self {
         StepFailure { class: ErrorClass::InvalidInput, message: e.to_string(), attempts: 1 }
     }
 }
@@ -47,6 +51,8 @@ pub(crate) struct Slot {
     pub run_id: RunId,
     pub batch: u64,
     pub seq: u64,
+    /// The batch's next free sequence number (for `foreach` children).
+    pub next_seq: Arc<AtomicU64>,
 }
 
 pub(crate) async fn process(
@@ -66,6 +72,9 @@ pub(crate) async fn process(
         }
         let i = state.next_step;
         let step = &plan.steps[i];
+        if let StepKind::Batch(_) = &step.kind {
+            return Ok(RecordResult::Parked(state));
+        }
         if let Some(when) = &step.when {
             match when.is_true(&ctx) {
                 Ok(true) => {}
@@ -120,7 +129,7 @@ pub(crate) async fn process(
                     .into_iter()
                     .enumerate()
                     .map(|(n, item)| {
-                        let seq = rt.next_seq.fetch_add(1, Ordering::Relaxed);
+                        let seq = slot.next_seq.fetch_add(1, Ordering::Relaxed);
                         let child = RecordState {
                             key: format!("{}/{n}", state.key),
                             data: item,
@@ -136,6 +145,7 @@ pub(crate) async fn process(
                 rt.store.split_record(flow, slot.batch, slot.seq, &state, children.clone()).await?;
                 return Ok(RecordResult::Split(children));
             }
+            StepKind::Batch(_) => return Ok(RecordResult::Parked(state)),
         }
         state.next_step = i + 1;
     }
@@ -177,7 +187,7 @@ async fn finish(
     Ok(RecordResult::Terminal(status))
 }
 
-async fn fail(
+pub(crate) async fn fail(
     rt: &Inner,
     slot: &Slot,
     state: RecordState,
@@ -249,7 +259,13 @@ async fn fail(
 
 /// Calls the flow's `on_failure` action, if any, with `error` in the context. Its own failure
 /// is logged; the record is already safe in the dead-letter queue.
-async fn notify_failure(rt: &Inner, record_key: &str, data: &Value, step: &StepPlan, failure: &StepFailure) {
+pub(crate) async fn notify_failure(
+    rt: &Inner,
+    record_key: &str,
+    data: &Value,
+    step: &StepPlan,
+    failure: &StepFailure,
+) {
     let Some(action) = &rt.plan.on_failure else { return };
     let mut ctx = EvalContext::new(rt.plan.id.as_str(), data);
     ctx.set_error(&json!({
@@ -323,7 +339,7 @@ async fn call_action(
     }
 }
 
-fn describe(err: &CallError) -> String {
+pub(crate) fn describe(err: &CallError) -> String {
     match err {
         CallError::Connector(e) => e.message().to_string(),
         other => other.to_string(),

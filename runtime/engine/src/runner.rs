@@ -1,7 +1,7 @@
 //! A flow's runner: binds connections, fires the trigger, moves batches through the steps and
 //! commits cursors; resumes what a crash left in flight.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::EngineError;
 use crate::keys::record_key;
-use crate::record::{self, RecordResult, Slot};
+use crate::pipeline::{self, Page};
 use crate::retry::backoff;
 
 /// Milliseconds since the Unix epoch.
@@ -100,8 +100,6 @@ pub(crate) struct Inner {
     pub failed: AtomicBool,
     /// Why the run was stopped.
     pub failure: std::sync::Mutex<Option<String>>,
-    /// Next record sequence number within the batch being processed (for `foreach` children).
-    pub next_seq: AtomicU64,
 }
 
 /// Runs one flow.
@@ -111,8 +109,8 @@ pub struct FlowRunner {
 }
 
 #[derive(Default)]
-struct Tally {
-    records_in: AtomicU64,
+pub(crate) struct Tally {
+    pub records_in: AtomicU64,
     records_out: AtomicU64,
     filtered: AtomicU64,
     failed: AtomicU64,
@@ -128,7 +126,7 @@ impl Tally {
         }
     }
 
-    fn count(&self, status: RecordStatus) {
+    pub(crate) fn count(&self, status: RecordStatus) {
         let counter = match status {
             RecordStatus::Done => &self.records_out,
             RecordStatus::Filtered => &self.filtered,
@@ -140,7 +138,7 @@ impl Tally {
 }
 
 /// How a batch's processing ended.
-enum BatchEnd {
+pub(crate) enum BatchEnd {
     Complete,
     Interrupted,
 }
@@ -180,7 +178,6 @@ impl FlowRunner {
                 shutdown: CancellationToken::new(),
                 failed: AtomicBool::new(false),
                 failure: std::sync::Mutex::new(None),
-                next_seq: AtomicU64::new(0),
             }),
         })
     }
@@ -219,19 +216,17 @@ impl FlowRunner {
         }
         let (run_id, mut info) = self.start_run("resume").await?;
         let tally = Tally::default();
-        let mut end = BatchEnd::Complete;
+        let (tx, rx) = mpsc::channel::<Page>(pending.len());
         for batch in pending {
-            let records: Vec<(u64, RecordState)> = batch.records;
             tally.records_in.fetch_add(
-                records.iter().filter(|(_, r)| !r.status.is_terminal()).count() as u64,
+                batch.records.iter().filter(|(_, r)| !r.status.is_terminal()).count() as u64,
                 Ordering::Relaxed,
             );
-            end = self.process_batch(run_id, batch.id, records, &tally).await?;
-            if matches!(end, BatchEnd::Interrupted) {
-                break;
-            }
-            store.complete_batch(self.flow(), batch.id).await?;
+            // The channel has room for every batch.
+            let _ = tx.try_send(Page { id: batch.id, records: batch.records });
         }
+        drop(tx);
+        let end = pipeline::consume(&self.inner, run_id, rx, &tally).await?;
         info.counts = tally.counts();
         self.finish_run(run_id, &mut info, end, None).await?;
         Ok(Some(RunSummary { run_id, info }))
@@ -403,18 +398,11 @@ impl FlowRunner {
         let meta = BatchMeta { run_id, next_cursor: None, created_ms: now_ms() };
         let batch = self.inner.store.enqueue_batch(self.flow(), meta, &states).await?;
         tally.records_in.fetch_add(1, Ordering::Relaxed);
-        let end = self
-            .process_batch(
-                run_id,
-                batch,
-                states.into_iter().enumerate().map(|(i, s)| (i as u64, s)).collect(),
-                tally,
-            )
-            .await?;
-        if matches!(end, BatchEnd::Complete) {
-            self.inner.store.complete_batch(self.flow(), batch).await?;
-        }
-        Ok(end)
+        let (tx, rx) = mpsc::channel::<Page>(1);
+        let records = states.into_iter().enumerate().map(|(i, s)| (i as u64, s)).collect();
+        let _ = tx.try_send(Page { id: batch, records });
+        drop(tx);
+        pipeline::consume(&self.inner, run_id, rx, tally).await
     }
 
     /// A poll run: a producer polls pages and persists each as a batch before handing it over
@@ -436,7 +424,7 @@ impl FlowRunner {
             });
         };
         let params = params.expose();
-        let (tx, mut rx) = mpsc::channel::<(u64, Vec<RecordState>)>(self.inner.options.pages_ahead.max(1));
+        let (tx, rx) = mpsc::channel::<Page>(self.inner.options.pages_ahead.max(1));
         let producer = async {
             // Owned here so the channel closes (and the consumer ends) when polling ends.
             let tx = tx;
@@ -454,7 +442,8 @@ impl FlowRunner {
                 let meta = BatchMeta { run_id, next_cursor: batch.next_cursor.clone(), created_ms: now_ms() };
                 let id = self.inner.store.enqueue_batch(self.flow(), meta, &states).await?;
                 tally.records_in.fetch_add(states.len() as u64, Ordering::Relaxed);
-                if tx.send((id, states)).await.is_err() {
+                let records = states.into_iter().enumerate().map(|(i, s)| (i as u64, s)).collect();
+                if tx.send(Page { id, records }).await.is_err() {
                     return Ok(None);
                 }
                 if batch.next_cursor.is_some() {
@@ -465,17 +454,7 @@ impl FlowRunner {
                 }
             }
         };
-        let consumer = async {
-            while let Some((id, states)) = rx.recv().await {
-                let records = states.into_iter().enumerate().map(|(i, s)| (i as u64, s)).collect();
-                if let BatchEnd::Interrupted = self.process_batch(run_id, id, records, tally).await? {
-                    rx.close();
-                    return Ok::<BatchEnd, EngineError>(BatchEnd::Interrupted);
-                }
-                self.inner.store.complete_batch(self.flow(), id).await?;
-            }
-            Ok(BatchEnd::Complete)
-        };
+        let consumer = pipeline::consume(&self.inner, run_id, rx, tally);
         let (poll_error, end) = tokio::join!(producer, consumer);
         Ok((end?, poll_error?))
     }
@@ -515,50 +494,5 @@ impl FlowRunner {
             }
             attempt += 1;
         }
-    }
-
-    /// Runs every pending record of a batch, `concurrency` at a time; `foreach` children join
-    /// the same batch.
-    async fn process_batch(
-        &self,
-        run_id: RunId,
-        batch: u64,
-        records: Vec<(u64, RecordState)>,
-        tally: &Tally,
-    ) -> Result<BatchEnd, EngineError> {
-        let next = records.iter().map(|(s, _)| s + 1).max().unwrap_or(0);
-        self.inner.next_seq.store(next, Ordering::Relaxed);
-        let mut queue: VecDeque<(u64, RecordState)> =
-            records.into_iter().filter(|(_, r)| !r.status.is_terminal()).collect();
-        let concurrency = self.inner.plan.concurrency.max(1) as usize;
-        let mut running = tokio::task::JoinSet::new();
-        let mut interrupted = false;
-        loop {
-            while running.len() < concurrency && !interrupted {
-                let Some((seq, state)) = queue.pop_front() else { break };
-                let inner = self.inner.clone();
-                running
-                    .spawn(async move { record::process(&inner, Slot { run_id, batch, seq }, state).await });
-            }
-            let Some(joined) = running.join_next().await else { break };
-            let result = match joined {
-                Ok(r) => r?,
-                Err(e) => {
-                    // A panic in the engine: the record stays pending and resumes next start.
-                    tracing::error!(flow = self.flow(), error = %e, "record task failed");
-                    interrupted = true;
-                    continue;
-                }
-            };
-            match result {
-                RecordResult::Terminal(status) => tally.count(status),
-                RecordResult::Split(children) => {
-                    tally.records_in.fetch_add(children.len() as u64, Ordering::Relaxed);
-                    queue.extend(children);
-                }
-                RecordResult::Interrupted => interrupted = true,
-            }
-        }
-        Ok(if interrupted || !queue.is_empty() { BatchEnd::Interrupted } else { BatchEnd::Complete })
     }
 }

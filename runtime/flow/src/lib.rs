@@ -43,7 +43,8 @@ pub use json_schema::flow_json_schema;
 pub use library::Clock;
 pub use load::{load, load_with_options, parse};
 pub use plan::{
-    ActionPlan, ConnectionPlan, FlowPlan, OnError, RateLimit, RetryPolicy, StepKind, StepPlan, TriggerPlan,
+    ActionPlan, BatchPlan, ConnectionPlan, FlowPlan, MAX_BATCH_SIZE, OnError, RateLimit, RetryPolicy,
+    StepKind, StepPlan, TriggerPlan,
 };
 pub use secrets::{
     FileSecrets, MemorySecrets, SECRET_ENV_PREFIX, SECRETS_FILE, Secret, SecretSource, SecretsError,

@@ -8,9 +8,11 @@ use qiao_contract::OperationKind;
 use crate::expr::{CompileError, Expr, ExprEnv};
 use crate::ids::StepId;
 use crate::load::{Loader, Scope};
-use crate::plan::{ActionPlan, ConnectionPlan, OnError, RetryPolicy, StepKind, StepPlan};
+use crate::plan::{
+    ActionPlan, BatchPlan, ConnectionPlan, MAX_BATCH_SIZE, OnError, RetryPolicy, StepKind, StepPlan,
+};
 use crate::source_map::{index_path, key_path};
-use crate::spec::{ActionSpec, Data, FlowSpec, OnErrorSpec};
+use crate::spec::{ActionSpec, BatchSpec, Data, FlowSpec, OnErrorSpec};
 use crate::template::Template;
 
 impl Loader<'_> {
@@ -24,6 +26,9 @@ impl Loader<'_> {
         let mut plans = Vec::new();
         let mut complete = true;
         let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+        // The `batch` step, once seen: steps after it work on groups and only see the outputs
+        // of steps after it.
+        let mut batch_at: Option<usize> = None;
         for (i, s) in spec.steps.iter().enumerate() {
             let path = index_path("steps", i);
             let id_path = format!("{path}.id");
@@ -33,8 +38,13 @@ impl Loader<'_> {
             } else {
                 seen.insert(&s.id, i);
             }
-            let scope =
-                Scope { error: false, before: &steps_info[..i], all: steps_info, current: Some(&s.id) };
+            let visible = batch_at.map_or(0, |b| b + 1);
+            let scope = Scope {
+                error: false,
+                before: &steps_info[visible..i],
+                all: steps_info,
+                current: Some(&s.id),
+            };
             // None: the expression did not compile; Some(None): no `when`.
             let when = match &s.when {
                 None => Some(None),
@@ -45,6 +55,7 @@ impl Loader<'_> {
                 ("filter", s.filter.is_some()),
                 ("action", s.action.is_some()),
                 ("foreach", s.foreach.is_some()),
+                ("batch", s.batch.is_some()),
             ]
             .into_iter()
             .filter_map(|(name, on)| on.then_some(name))
@@ -53,9 +64,15 @@ impl Loader<'_> {
                 let found = if kinds.is_empty() { "none".to_string() } else { kinds.join(" and ") };
                 self.error(
                     &path,
-                    format!("a step must have exactly one of map, filter, action, foreach; found {found}"),
+                    format!(
+                        "a step must have exactly one of map, filter, action, foreach, batch; found {found}"
+                    ),
                 );
                 None
+            } else if let Some(b) = &s.batch {
+                let plan = self.batch(b, s, &path, env, &scope, batch_at);
+                batch_at.get_or_insert(i);
+                plan.map(StepKind::Batch)
             } else if let Some(m) = &s.map {
                 self.template(env, m, &format!("{path}.map"), &scope).map(StepKind::Map)
             } else if let Some(f) = &s.filter {
@@ -63,6 +80,12 @@ impl Loader<'_> {
             } else if let Some(a) = &s.action {
                 self.action(a, &format!("{path}.action"), env, connections, &scope).map(StepKind::Action)
             } else if let Some(f) = &s.foreach {
+                if let Some(b) = batch_at {
+                    self.key_error(
+                        &format!("{path}.foreach"),
+                        format!("foreach cannot follow the batch step steps[{b}]: a group is one record; split records before grouping them"),
+                    );
+                }
                 self.expr(env, f, &format!("{path}.foreach"), &scope).map(StepKind::Foreach)
             } else {
                 None
@@ -81,6 +104,63 @@ impl Loader<'_> {
             }
         }
         complete.then_some(plans)
+    }
+
+    fn batch(
+        &mut self,
+        b: &BatchSpec,
+        s: &crate::spec::StepSpec,
+        path: &str,
+        env: &ExprEnv,
+        scope: &Scope<'_>,
+        earlier: Option<usize>,
+    ) -> Option<BatchPlan> {
+        let batch_path = format!("{path}.batch");
+        let mut ok = true;
+        if let Some(first) = earlier {
+            self.key_error(
+                &batch_path,
+                format!("a flow has at most one batch step; steps[{first}] is already one"),
+            );
+            ok = false;
+        }
+        if s.when.is_some() {
+            self.key_error(&format!("{path}.when"), "a batch step cannot have `when`: it groups every record that reaches it; put a filter before it");
+            ok = false;
+        }
+        if b.size.is_none() && b.max_wait.is_none() {
+            self.error(&batch_path, "a batch step needs `size`, `max_wait` or both");
+            ok = false;
+        }
+        let size = b.size.unwrap_or(MAX_BATCH_SIZE);
+        if size == 0 || size > MAX_BATCH_SIZE {
+            self.error(
+                &format!("{batch_path}.size"),
+                format!("size must be between 1 and {MAX_BATCH_SIZE}; found {size}"),
+            );
+            ok = false;
+        }
+        let max_wait = match &b.max_wait {
+            Some(w) => match self.duration(w, &format!("{batch_path}.max_wait")) {
+                Some(d) => Some(d),
+                None => {
+                    ok = false;
+                    None
+                }
+            },
+            None => None,
+        };
+        let group_by = match &b.group_by {
+            Some(g) => match self.expr(env, g, &format!("{batch_path}.group_by"), scope) {
+                Some(e) => Some(e),
+                None => {
+                    ok = false;
+                    None
+                }
+            },
+            None => None,
+        };
+        ok.then_some(BatchPlan { size, max_wait, group_by })
     }
 
     fn retry(&mut self, s: &crate::spec::StepSpec, path: &str) -> Option<RetryPolicy> {

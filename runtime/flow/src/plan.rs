@@ -50,6 +50,14 @@ impl FlowPlan {
     pub fn step(&self, id: &str) -> Option<&StepPlan> {
         self.steps.iter().find(|s| s.id.as_str() == id)
     }
+
+    /// The index of the `batch` step, if the flow has one (at most one, checked at load).
+    pub fn batch_step(&self) -> Option<(usize, &BatchPlan)> {
+        self.steps.iter().enumerate().find_map(|(i, s)| match &s.kind {
+            StepKind::Batch(b) => Some((i, b)),
+            _ => None,
+        })
+    }
 }
 
 /// A connection with its resolved connector and config.
@@ -140,6 +148,8 @@ pub enum StepKind {
     Action(ActionPlan),
     /// Splits the list the expression yields into records.
     Foreach(Expr),
+    /// Groups records for the steps after it.
+    Batch(BatchPlan),
 }
 
 impl StepKind {
@@ -150,9 +160,25 @@ impl StepKind {
             StepKind::Filter(_) => "filter",
             StepKind::Action(_) => "action",
             StepKind::Foreach(_) => "foreach",
+            StepKind::Batch(_) => "batch",
         }
     }
 }
+
+/// How a `batch` step groups records. The group is one record for the steps after it:
+/// `{items: [...], keys: [...], group: <group_by value or null>, count: n}`.
+#[derive(Debug, Clone)]
+pub struct BatchPlan {
+    /// Records per group (at least 1).
+    pub size: u32,
+    /// Longest wait of a record for its group, if any.
+    pub max_wait: Option<Duration>,
+    /// The grouping expression, if any.
+    pub group_by: Option<Expr>,
+}
+
+/// The largest group a `batch` step forms.
+pub const MAX_BATCH_SIZE: u32 = 10_000;
 
 /// A connector action call.
 #[derive(Debug, Clone)]

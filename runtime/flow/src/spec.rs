@@ -171,11 +171,12 @@ impl JsonSchema for TableSpec {
     }
 }
 
-/// One step. Exactly one of `map`, `filter`, `action`, `foreach` must be set.
+/// One step. Exactly one of `map`, `filter`, `action`, `foreach`, `batch` must be set.
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(extend("oneOf" = [
-    {"required": ["map"]}, {"required": ["filter"]}, {"required": ["action"]}, {"required": ["foreach"]}
+    {"required": ["map"]}, {"required": ["filter"]}, {"required": ["action"]}, {"required": ["foreach"]},
+    {"required": ["batch"]}
 ]))]
 pub struct StepSpec {
     /// Kebab-case id, unique within the flow; an action's output is `steps.<id>.output`.
@@ -197,12 +198,34 @@ pub struct StepSpec {
     /// Expression yielding a list; every item continues as its own record.
     #[serde(default)]
     pub foreach: Option<String>,
+    /// Groups records into one record per group (`record.items`) for the steps after it, so
+    /// an action after it is called once per group.
+    #[serde(default)]
+    pub batch: Option<BatchSpec>,
     /// Retries of an action step on `transient` and `rate-limited` errors.
     #[serde(default)]
     pub retry: Option<RetrySpec>,
     /// What happens to a record when the step fails for good (default `dead_letter`).
     #[serde(default)]
     pub on_error: Option<OnErrorSpec>,
+}
+
+/// Grouping of records for bulk actions. A group is flushed when it holds `size` records,
+/// when its oldest record has waited `max_wait`, or when the trigger has nothing more.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchSpec {
+    /// Records per group (1..=10000; default 10000 when only `max_wait` is given).
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 10000))]
+    pub size: Option<u32>,
+    /// Longest time a record waits for its group to fill (e.g. `2s`).
+    #[serde(default)]
+    #[schemars(extend("pattern" = DURATION_PATTERN))]
+    pub max_wait: Option<String>,
+    /// Expression; records with equal values are grouped together (one group per value).
+    #[serde(default)]
+    pub group_by: Option<String>,
 }
 
 /// A connector action call.

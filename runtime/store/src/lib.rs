@@ -17,8 +17,8 @@ mod tables;
 mod writer;
 
 pub use model::{
-    BatchMeta, DeadLetter, DeadLetterId, PendingBatch, RecordOutcome, RecordState, RecordStatus, RunCounts,
-    RunId, RunInfo, RunStatus,
+    BatchMeta, DeadLetter, DeadLetterId, PendingBatch, RecordOutcome, RecordState, RecordStatus, RecordWrite,
+    RunCounts, RunId, RunInfo, RunStatus,
 };
 pub use store::Store;
 

@@ -52,6 +52,22 @@ pub struct RecordState {
     pub status: RecordStatus,
 }
 
+/// One record write of [`crate::Store::save_records`]: its state, and when terminal its outcome
+/// in the run history and its dead letter.
+#[derive(Debug, Clone)]
+pub struct RecordWrite {
+    /// The batch it belongs to.
+    pub batch: u64,
+    /// Its sequence number in the batch.
+    pub seq: u64,
+    /// Its state.
+    pub state: RecordState,
+    /// Its outcome in a run's history.
+    pub outcome: Option<(RunId, RecordOutcome)>,
+    /// Its dead letter.
+    pub dead_letter: Option<DeadLetter>,
+}
+
 /// A batch of records taken from a trigger, with the cursor to commit once all are terminal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BatchMeta {

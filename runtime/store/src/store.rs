@@ -11,8 +11,8 @@ use serde::de::DeserializeOwned;
 
 use crate::StoreError;
 use crate::model::{
-    BatchMeta, DeadLetter, DeadLetterId, PendingBatch, RecordOutcome, RecordState, RecordStatus, RunId,
-    RunInfo,
+    BatchMeta, DeadLetter, DeadLetterId, PendingBatch, RecordOutcome, RecordState, RecordStatus, RecordWrite,
+    RunId, RunInfo,
 };
 use crate::tables::{BATCHES, CURSORS, DEAD_LETTERS, KV, META, NEXT_ID, RECORDS, RUN_RECORDS, RUNS};
 use crate::writer::Writer;
@@ -138,32 +138,72 @@ impl Store {
         outcome: Option<(RunId, RecordOutcome)>,
         dead_letter: Option<DeadLetter>,
     ) -> Result<Option<DeadLetterId>, StoreError> {
+        let ids = self
+            .save_records(flow, vec![RecordWrite { batch, seq, state: state.clone(), outcome, dead_letter }])
+            .await?;
+        Ok(ids.into_iter().next().flatten())
+    }
+
+    /// [`Store::save_record`] for many records in one transaction (a group after a bulk
+    /// action). Returns the dead-letter id of each write, in order.
+    pub async fn save_records(
+        &self,
+        flow: &str,
+        writes: Vec<RecordWrite>,
+    ) -> Result<Vec<Option<DeadLetterId>>, StoreError> {
+        struct Encoded {
+            batch: u64,
+            seq: u64,
+            state: Vec<u8>,
+            dead_letter: Option<(DeadLetterId, Vec<u8>)>,
+            outcome: Option<(RunId, u64, Vec<u8>)>,
+        }
         let flow = flow.to_string();
-        let state_bytes = encode(state)?;
-        let dl_id = dead_letter.as_ref().map(|_| self.allocate(1));
-        let dl_bytes = dead_letter.as_ref().map(encode).transpose()?;
-        let outcome = match outcome {
-            Some((run, mut o)) => {
-                o.dead_letter = dl_id;
-                Some((run, self.allocate(1), encode(&o)?))
-            }
-            None => None,
-        };
+        let mut encoded = Vec::with_capacity(writes.len());
+        let mut ids = Vec::with_capacity(writes.len());
+        for w in writes {
+            let dead_letter = match &w.dead_letter {
+                Some(dl) => Some((self.allocate(1), encode(dl)?)),
+                None => None,
+            };
+            let dl_id = dead_letter.as_ref().map(|(id, _)| *id);
+            let outcome = match w.outcome {
+                Some((run, mut o)) => {
+                    o.dead_letter = dl_id;
+                    Some((run, self.allocate(1), encode(&o)?))
+                }
+                None => None,
+            };
+            ids.push(dl_id);
+            encoded.push(Encoded {
+                batch: w.batch,
+                seq: w.seq,
+                state: encode(&w.state)?,
+                dead_letter,
+                outcome,
+            });
+        }
         self.write(move |txn| {
-            txn.open_table(RECORDS)?.insert((flow.as_str(), batch, seq), state_bytes.as_slice())?;
+            let mut records = txn.open_table(RECORDS)?;
+            let mut dead_letters = txn.open_table(DEAD_LETTERS)?;
+            let mut run_records = txn.open_table(RUN_RECORDS)?;
             let mut max_id = 0;
-            if let (Some(id), Some(bytes)) = (dl_id, &dl_bytes) {
-                txn.open_table(DEAD_LETTERS)?.insert(id, bytes.as_slice())?;
-                max_id = max_id.max(id);
+            for e in &encoded {
+                records.insert((flow.as_str(), e.batch, e.seq), e.state.as_slice())?;
+                if let Some((id, bytes)) = &e.dead_letter {
+                    dead_letters.insert(*id, bytes.as_slice())?;
+                    max_id = max_id.max(*id);
+                }
+                if let Some((run, n, bytes)) = &e.outcome {
+                    run_records.insert((*run, *n), bytes.as_slice())?;
+                    max_id = max_id.max(*n);
+                }
             }
-            if let Some((run, n, bytes)) = &outcome {
-                txn.open_table(RUN_RECORDS)?.insert((*run, *n), bytes.as_slice())?;
-                max_id = max_id.max(*n);
-            }
+            drop((records, dead_letters, run_records));
             if max_id > 0 { bump_next_id(txn, max_id + 1) } else { Ok(()) }
         })
         .await?;
-        Ok(dl_id)
+        Ok(ids)
     }
 
     /// Marks a record `Split` and adds its children to the same batch, atomically.

@@ -1,0 +1,284 @@
+//! The consumer side of a run. Pages (stored batches) arrive in order; their records run
+//! through the steps `concurrency` at a time; records reaching the `batch` step wait in the
+//! [`Collector`] until their group is full, has waited `max_wait`, or the input has ended, and
+//! each group then runs the remaining steps as one record (`group.rs`). A page is completed —
+//! its cursor committed — once every record in it is terminal, strictly in arrival order, so
+//! a crash never commits a cursor past a record that is not done.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use qiao_flow::{BatchPlan, EvalContext};
+use qiao_store::{RecordState, RunId, StoreError};
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::error::EngineError;
+use crate::group::{self, GroupOutcome, Member};
+use crate::record::{self, RecordResult, Slot, StepFailure};
+use crate::runner::{BatchEnd, Inner, Tally};
+
+/// A stored batch handed to the consumer.
+pub(crate) struct Page {
+    pub id: u64,
+    pub records: Vec<(u64, RecordState)>,
+}
+
+/// What a finished task reports.
+enum Done {
+    Record { page: u64, seq: u64, result: RecordResult },
+    Group(GroupOutcome),
+}
+
+struct OpenPage {
+    id: u64,
+    /// Records not yet terminal.
+    open: usize,
+    next_seq: Arc<AtomicU64>,
+}
+
+/// Records waiting at the batch step, by (next step, group value).
+struct Collector {
+    batch_at: usize,
+    size: usize,
+    max_wait: Option<Duration>,
+    waiting: BTreeMap<(usize, String), Waiting>,
+    full: VecDeque<Vec<Member>>,
+}
+
+struct Waiting {
+    members: Vec<Member>,
+    since: Instant,
+}
+
+impl Collector {
+    fn new(batch_at: usize, plan: &BatchPlan) -> Self {
+        Collector {
+            batch_at,
+            size: plan.size.max(1) as usize,
+            max_wait: plan.max_wait.map(Into::into),
+            waiting: BTreeMap::new(),
+            full: VecDeque::new(),
+        }
+    }
+
+    fn add(&mut self, group: String, member: Member) {
+        let key = (member.state.next_step, group);
+        let w = self
+            .waiting
+            .entry(key.clone())
+            .or_insert_with(|| Waiting { members: Vec::new(), since: Instant::now() });
+        w.members.push(member);
+        if w.members.len() >= self.size
+            && let Some(w) = self.waiting.remove(&key)
+        {
+            self.full.push_back(w.members);
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let wait = self.max_wait?;
+        self.waiting.values().map(|w| w.since + wait).min()
+    }
+
+    fn flush_due(&mut self, now: Instant) {
+        let Some(wait) = self.max_wait else { return };
+        let due: Vec<_> =
+            self.waiting.iter().filter(|(_, w)| w.since + wait <= now).map(|(k, _)| k.clone()).collect();
+        for k in due {
+            if let Some(w) = self.waiting.remove(&k) {
+                self.full.push_back(w.members);
+            }
+        }
+    }
+
+    fn flush_all(&mut self) {
+        let all = std::mem::take(&mut self.waiting);
+        self.full.extend(all.into_values().map(|w| w.members));
+    }
+}
+
+/// Runs every page from `pages` to the end (or until shut down or the run fails).
+pub(crate) async fn consume(
+    inner: &Arc<Inner>,
+    run_id: RunId,
+    mut pages: mpsc::Receiver<Page>,
+    tally: &Tally,
+) -> Result<BatchEnd, EngineError> {
+    let flow = inner.plan.id.as_str();
+    let concurrency = inner.plan.concurrency.max(1) as usize;
+    let mut collector = inner.plan.batch_step().map(|(i, b)| Collector::new(i, b));
+    let mut open_pages: VecDeque<OpenPage> = VecDeque::new();
+    let mut ready: VecDeque<(u64, u64, RecordState)> = VecDeque::new();
+    let mut running: JoinSet<Result<Done, StoreError>> = JoinSet::new();
+    let mut input_open = true;
+    let mut interrupted = false;
+
+    loop {
+        // Start what can start: full groups first (they free the most records), then records.
+        while running.len() < concurrency && !interrupted {
+            if let Some(members) = collector.as_mut().and_then(|c| c.full.pop_front()) {
+                let rt = inner.clone();
+                running.spawn(async move { group::process(&rt, run_id, members).await.map(Done::Group) });
+                continue;
+            }
+            let Some((page, seq, state)) = ready.pop_front() else { break };
+            if let Some(c) = collector.as_mut()
+                && state.next_step >= c.batch_at
+            {
+                // Already at (or, resumed after a crash, past) the batch step.
+                park(inner, c, page, seq, state, &open_pages, &mut running, run_id);
+                continue;
+            }
+            let Some(next_seq) = open_pages.iter().find(|p| p.id == page).map(|p| p.next_seq.clone()) else {
+                continue;
+            };
+            let rt = inner.clone();
+            running.spawn(async move {
+                let slot = Slot { run_id, batch: page, seq, next_seq };
+                let result = record::process(&rt, slot, state).await?;
+                Ok(Done::Record { page, seq, result })
+            });
+        }
+        if running.is_empty() && ready.is_empty() {
+            if interrupted {
+                break;
+            }
+            if !input_open {
+                match collector.as_mut() {
+                    Some(c) if !c.waiting.is_empty() => {
+                        c.flush_all();
+                        continue;
+                    }
+                    Some(c) if !c.full.is_empty() => continue,
+                    _ => break,
+                }
+            }
+        }
+        let deadline = collector.as_ref().and_then(Collector::next_deadline);
+        tokio::select! {
+            page = pages.recv(), if input_open && ready.is_empty() && !interrupted => match page {
+                Some(p) => {
+                    let next = p.records.iter().map(|(s, _)| s + 1).max().unwrap_or(0);
+                    let pending: Vec<_> = p.records.into_iter().filter(|(_, r)| !r.status.is_terminal()).collect();
+                    open_pages.push_back(OpenPage { id: p.id, open: pending.len(), next_seq: Arc::new(AtomicU64::new(next)) });
+                    ready.extend(pending.into_iter().map(|(seq, r)| (p.id, seq, r)));
+                }
+                None => input_open = false,
+            },
+            joined = running.join_next(), if !running.is_empty() => {
+                let Some(joined) = joined else { continue };
+                let done = match joined {
+                    Ok(done) => done?,
+                    Err(e) => {
+                        // A panic in the engine: its records stay pending and resume next start.
+                        tracing::error!(flow, error = %e, "record task failed");
+                        interrupted = true;
+                        continue;
+                    }
+                };
+                match done {
+                    Done::Record { page, seq, result } => match result {
+                        RecordResult::Terminal(status) => {
+                            tally.count(status);
+                            close(&mut open_pages, page, 1);
+                        }
+                        RecordResult::Split(children) => {
+                            tally.records_in.fetch_add(children.len() as u64, Ordering::Relaxed);
+                            if let Some(p) = open_pages.iter_mut().find(|p| p.id == page) {
+                                p.open += children.len();
+                            }
+                            close(&mut open_pages, page, 1);
+                            ready.extend(children.into_iter().map(|(s, r)| (page, s, r)));
+                        }
+                        RecordResult::Parked(state) => match collector.as_mut() {
+                            Some(c) => park(inner, c, page, seq, state, &open_pages, &mut running, run_id),
+                            None => interrupted = true,
+                        },
+                        RecordResult::Interrupted => interrupted = true,
+                    },
+                    Done::Group(outcome) => {
+                        for (page, status) in outcome.terminal {
+                            tally.count(status);
+                            close(&mut open_pages, page, 1);
+                        }
+                        if outcome.interrupted {
+                            interrupted = true;
+                        }
+                    }
+                }
+            },
+            _ = sleep_until(deadline), if deadline.is_some() => {
+                if let Some(c) = collector.as_mut() {
+                    c.flush_due(Instant::now());
+                }
+            },
+            _ = inner.shutdown.cancelled(), if !interrupted => interrupted = true,
+        }
+        complete_ready(inner, &mut open_pages).await?;
+    }
+    complete_ready(inner, &mut open_pages).await?;
+    Ok(if interrupted || !open_pages.is_empty() { BatchEnd::Interrupted } else { BatchEnd::Complete })
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn close(open_pages: &mut VecDeque<OpenPage>, page: u64, n: usize) {
+    if let Some(p) = open_pages.iter_mut().find(|p| p.id == page) {
+        p.open = p.open.saturating_sub(n);
+    }
+}
+
+/// Completes the leading pages whose records are all terminal, in order.
+async fn complete_ready(inner: &Inner, open_pages: &mut VecDeque<OpenPage>) -> Result<(), StoreError> {
+    while let Some(front) = open_pages.front()
+        && front.open == 0
+    {
+        inner.store.complete_batch(inner.plan.id.as_str(), front.id).await?;
+        open_pages.pop_front();
+    }
+    Ok(())
+}
+
+/// Adds a record that reached the batch step to its group. A `group_by` that fails to
+/// evaluate fails the record at the batch step.
+#[allow(clippy::too_many_arguments)]
+fn park(
+    inner: &Arc<Inner>,
+    c: &mut Collector,
+    page: u64,
+    seq: u64,
+    state: RecordState,
+    open_pages: &VecDeque<OpenPage>,
+    running: &mut JoinSet<Result<Done, StoreError>>,
+    run_id: RunId,
+) {
+    let group = match inner.plan.batch_step().and_then(|(_, b)| b.group_by.as_ref()) {
+        None => Ok(Value::Null),
+        Some(expr) => expr.eval(&EvalContext::new(inner.plan.id.as_str(), &state.data)),
+    };
+    match group {
+        Ok(value) => c.add(value.to_string(), Member { page, seq, state, group: value }),
+        Err(e) => {
+            let next_seq =
+                open_pages.iter().find(|p| p.id == page).map(|p| p.next_seq.clone()).unwrap_or_default();
+            let rt = inner.clone();
+            let at = c.batch_at;
+            running.spawn(async move {
+                let slot = Slot { run_id, batch: page, seq, next_seq };
+                let step = &rt.plan.steps[at];
+                let result = record::fail(&rt, &slot, state, step, StepFailure::eval(e)).await?;
+                Ok(Done::Record { page, seq, result })
+            });
+        }
+    }
+}
