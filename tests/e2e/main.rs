@@ -2,6 +2,7 @@
 //! through the real host against loopback servers. One test binary, one module per area.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod batch;
 mod common;
 mod dingtalk;
 mod engine;

@@ -437,7 +437,8 @@ mod bulk_tests {
 
     #[test]
     fn item_results_path_must_be_a_list() {
-        let _host = MockHost::new().http(|_| Ok(Response::new(200).with_json(&json!({"ok": true})))).install();
+        let _host =
+            MockHost::new().http(|_| Ok(Response::new(200).with_json(&json!({"ok": true})))).install();
         let err = run(InvokeRequest {
             op: "request",
             config: &json!({"base_url": "https://erp.test"}),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use qiao_contract::{ConnectorInfo, SourceRecord};
 use qiao_flow::{EvalContext, FlowPlan, TriggerPlan};
-use qiao_host::{CallError, Connection, Connector};
+use qiao_host::{CallError, Connection, Connector, RateSpec};
 use qiao_store::{BatchMeta, RecordState, RecordStatus, RunCounts, RunId, RunInfo, RunStatus, Store};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -167,6 +167,10 @@ impl FlowRunner {
                     message: e.to_string(),
                 }
             })?;
+            let conn = match &c.rate_limit {
+                Some(r) => conn.with_rate_limit(RateSpec { per_second: r.per_second, burst: r.burst }),
+                None => conn,
+            };
             connections.insert(c.id.to_string(), conn);
         }
         Ok(FlowRunner {

@@ -14,6 +14,7 @@ use crate::convert;
 use crate::error::{CallError, ConnectError, LoadError};
 use crate::grants::Grants;
 use crate::limits::{Limits, LimitsOverride};
+use crate::rate::{RateLimiter, RateSpec};
 use crate::runtime::RuntimeInner;
 use crate::state::{
     CallScope, CallState, CpuExceededTrap, HostDeniedTrap, HostFailureTrap, MemoryExceededTrap,
@@ -188,6 +189,7 @@ impl Connector {
             kv_scope,
             grants: Arc::new(grants),
             limits: self.inner.limits.clone(),
+            rate: None,
         })
     }
 
@@ -311,6 +313,40 @@ impl Connection {
         &self.scope.grants
     }
 
+    /// Limits this connection's outbound HTTP requests to `spec`. Connections with the same
+    /// connector and config share one limiter (across flows), and a `rate-limited` answer with
+    /// a retry-after pauses it for everyone.
+    pub fn with_rate_limit(mut self, spec: RateSpec) -> Connection {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(self.config.as_bytes());
+        let key =
+            format!("{}@{}:{}", self.connector.id(), self.connector.info().version, hex::encode(digest));
+        let limiter = self.connector.inner.runtime.rate_limiters.get(key, spec);
+        let s = &self.scope;
+        self.scope = Arc::new(CallScope {
+            connector: s.connector.clone(),
+            kv_scope: s.kv_scope.clone(),
+            grants: s.grants.clone(),
+            limits: s.limits.clone(),
+            rate: Some(limiter),
+        });
+        self
+    }
+
+    /// The limiter of this connection, if it has a rate limit.
+    pub fn rate_limiter(&self) -> Option<&Arc<RateLimiter>> {
+        self.scope.rate.as_ref()
+    }
+
+    /// A throttle answer pauses the connection's limiter for its retry-after.
+    fn note_throttle<T>(&self, result: &Result<T, CallError>) {
+        if let (Some(rate), Err(e)) = (&self.scope.rate, result)
+            && let Some(ms) = e.connector_error().and_then(|c| c.retry_after_ms())
+        {
+            rate.pause(std::time::Duration::from_millis(ms));
+        }
+    }
+
     /// Checks this connection's config with `validate-config`.
     pub async fn validate(&self) -> Result<(), CallError> {
         let config: Value = serde_json::from_str(&self.config).unwrap_or(Value::Null);
@@ -327,8 +363,9 @@ impl Connection {
                 h.call_poll(store, op, &self.config, &params, cursor).await
             })
             .await?
-            .map_err(|e| CallError::Connector(convert::error(e)))?;
-        convert::batch(batch).map_err(|m| self.connector.malformed(op, m))
+            .map_err(|e| CallError::Connector(convert::error(e)));
+        self.note_throttle(&batch);
+        convert::batch(batch?).map_err(|m| self.connector.malformed(op, m))
     }
 
     /// Runs an action operation on one input.
@@ -346,8 +383,9 @@ impl Connection {
                 h.call_invoke(store, op, &self.config, &input, idempotency_key).await
             })
             .await?
-            .map_err(|e| CallError::Connector(convert::error(e)))?;
-        convert::action_output(output).map_err(|m| self.connector.malformed(op, m))
+            .map_err(|e| CallError::Connector(convert::error(e)));
+        self.note_throttle(&output);
+        convert::action_output(output?).map_err(|m| self.connector.malformed(op, m))
     }
 
     /// Verifies and decodes a webhook delivery.

@@ -23,6 +23,7 @@ mod error;
 mod grants;
 mod io;
 mod limits;
+mod rate;
 mod runtime;
 mod state;
 
@@ -32,4 +33,5 @@ pub use error::{CallError, ConnectError, LoadError, RuntimeError};
 pub use grants::{Grants, HostPattern, InvalidPattern};
 pub use io::{Clock, KvError, KvFuture, KvStore, MemoryKv, SystemClock};
 pub use limits::{Limits, LimitsOverride};
+pub use rate::{RateLimiter, RateSpec};
 pub use runtime::{Runtime, RuntimeConfig};

@@ -63,6 +63,7 @@ pub(crate) struct RuntimeInner {
     pub limits: Limits,
     pub max_memory_bytes: u64,
     pub pooling: bool,
+    pub rate_limiters: crate::rate::RateLimiters,
 }
 
 /// Loads connectors and runs their calls in the sandbox.
@@ -135,6 +136,7 @@ impl Runtime {
                 limits: config.limits,
                 max_memory_bytes: config.max_memory_bytes,
                 pooling,
+                rate_limiters: Default::default(),
             }),
         })
     }

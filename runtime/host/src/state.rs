@@ -36,6 +36,8 @@ pub(crate) struct CallScope {
     pub kv_scope: Arc<str>,
     pub grants: Arc<Grants>,
     pub limits: Arc<Limits>,
+    /// The connection's outbound rate limit, if any.
+    pub rate: Option<Arc<crate::rate::RateLimiter>>,
 }
 
 /// Trap marker: the guest asked for a host it was not granted.
@@ -197,6 +199,9 @@ impl http::Host for CallState {
         };
         if let Err(denial) = self.scope.grants.check(&url) {
             return Err(wasmtime::Error::new(HostDeniedTrap(denial)));
+        }
+        if let Some(rate) = &self.scope.rate {
+            rate.acquire().await;
         }
         let method = match request.method.to_ascii_uppercase().as_str() {
             m @ ("GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS") => {
