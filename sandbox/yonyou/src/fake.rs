@@ -163,19 +163,19 @@ impl YonyouFake {
     }
 
     /// Checks the `access_token` and the app's grant for `path`.
-    fn authorize(&self, q: &HashMap<String, String>, path: &str) -> Result<(), Response> {
+    fn rejection(&self, q: &HashMap<String, String>, path: &str) -> Option<Response> {
         let token = q.get("access_token").map(String::as_str).unwrap_or_default();
         let check = match self.tokens.check(token) {
             TokenCheck::Unknown => self.tokens_v1.check(token),
             other => other,
         };
         if !matches!(check, TokenCheck::Valid(_)) {
-            return Err(envelope::token_invalid());
+            return Some(envelope::token_invalid());
         }
         if self.state().revoked.contains(path) {
-            return Err(envelope::error(code::API_NOT_AUTHORIZED, format!("应用未授权访问该API：{path}")));
+            return Some(envelope::error(code::API_NOT_AUTHORIZED, format!("应用未授权访问该API：{path}")));
         }
-        Ok(())
+        None
     }
 
     fn access_token(&self, q: &HashMap<String, String>, v1: bool) -> Response {
@@ -247,16 +247,15 @@ impl YonyouFake {
     }
 }
 
-/// Parses a JSON request body, or answers `999`.
-fn json_body(body: &str) -> Result<Value, Response> {
-    serde_json::from_str(body)
-        .map_err(|e| envelope::error(code::LOGIC_ERROR, format!("请求体不是合法的JSON：{e}")))
+/// Parses a JSON request body; the error is the message of a `999` answer.
+fn json_body(body: &str) -> Result<Value, String> {
+    serde_json::from_str(body).map_err(|e| format!("请求体不是合法的JSON：{e}"))
 }
 
 fn list_of(rows: &[Value], body: &str) -> Response {
     let body = match json_body(body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(m) => return envelope::error(code::LOGIC_ERROR, m),
     };
     match ListQuery::parse(&body) {
         Ok(q) => envelope::ok(q.answer(rows)),
@@ -266,7 +265,7 @@ fn list_of(rows: &[Value], body: &str) -> Response {
 
 macro_rules! guard {
     ($fake:expr, $q:expr, $path:expr) => {
-        if let Err(r) = $fake.authorize(&$q, $path) {
+        if let Some(r) = $fake.rejection(&$q, $path) {
             return r;
         }
     };
@@ -299,7 +298,7 @@ async fn project_list(State(f): S, Query(q): Q, body: String) -> Response {
 async fn project_detail(State(f): S, Query(q): Q) -> Response {
     guard!(f, q, paths::PROJECT_DETAIL);
     let id = q.get("id").map(String::as_str).unwrap_or_default();
-    match f.projects.iter().find(|p| p["id"].to_string() == id) {
+    match f.projects.iter().find(|p| p["id"].as_u64().is_some_and(|n| id.parse() == Ok(n))) {
         Some(p) => envelope::ok(p.clone()),
         None => envelope::error(code::LOGIC_ERROR, format!("项目不存在：id[{id}]")),
     }
@@ -337,7 +336,7 @@ async fn voucher_add(State(f): S, Query(q): Q, body: String) -> Response {
     guard!(f, q, paths::VOUCHER_ADD);
     let doc = match json_body(&body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(m) => return envelope::error(code::LOGIC_ERROR, m),
     };
     match f.save_one(&doc) {
         Ok(saved) => envelope::ok(saved.voucher().clone()),
@@ -349,7 +348,7 @@ async fn voucher_batch_add(State(f): S, Query(q): Q, body: String) -> Response {
     guard!(f, q, paths::VOUCHER_BATCH_ADD);
     match json_body(&body) {
         Ok(b) => f.batch_save(&b),
-        Err(r) => r,
+        Err(m) => envelope::error(code::LOGIC_ERROR, m),
     }
 }
 
@@ -357,7 +356,7 @@ async fn voucher_query(State(f): S, Query(q): Q, body: String) -> Response {
     guard!(f, q, paths::VOUCHER_QUERY);
     let parsed = match json_body(&body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(m) => return envelope::error(code::LOGIC_ERROR, m),
     };
     if parsed["accbookCode"].as_str().is_some_and(|b| b != data::ACCBOOK_CODE) {
         return envelope::error(code::LOGIC_ERROR, "账簿编码不存在");
