@@ -126,7 +126,11 @@ async fn token_is_cached_and_refreshed_transparently() -> Result<()> {
     Ok(())
 }
 
-async fn poll_round(conn: &Connection, params: &Value, mut cursor: Option<String>) -> Result<(Vec<Value>, Vec<String>, Option<String>)> {
+async fn poll_round(
+    conn: &Connection,
+    params: &Value,
+    mut cursor: Option<String>,
+) -> Result<(Vec<Value>, Vec<String>, Option<String>)> {
     let (mut rows, mut ids) = (Vec::new(), Vec::new());
     loop {
         let batch = conn.poll("list", params, cursor.as_deref()).await?;
@@ -166,17 +170,23 @@ async fn list_pages_every_row_once_and_then_only_changes() -> Result<()> {
     // The changed row, and the newest row again (the filter is >=), in id order.
     assert_eq!(codes, ["FKSQ-2024-0007", "FKSQ-2024-0180"]);
     let watermark: Value = serde_json::from_str(cursor.as_deref().unwrap_or("{}"))?;
-    assert_eq!(watermark["since"], rows.iter().find(|r| r["code"] == "FKSQ-2024-0007").map(|r| r["pubts"].clone()).unwrap_or_default());
+    assert_eq!(
+        watermark["since"],
+        rows.iter().find(|r| r["code"] == "FKSQ-2024-0007").map(|r| r["pubts"].clone()).unwrap_or_default()
+    );
 
     // Filters from the flow are merged into the body.
     let filtered = json!({"path": paths::PAYMENT_APPLY_LIST, "page_size": 500, "conditions": {"dept_code": "D0301",
         "simpleVOs": [{"field": "oriSum", "op": "gt", "value1": 20000}]}});
     let (rows, _, _) = poll_round(&conn, &filtered, None).await?;
     assert!(!rows.is_empty());
-    assert!(rows.iter().all(|r| r["dept_code"] == "D0301" && r["oriSum"].as_f64().unwrap_or_default() > 20000.0));
+    assert!(
+        rows.iter().all(|r| r["dept_code"] == "D0301" && r["oriSum"].as_f64().unwrap_or_default() > 20000.0)
+    );
 
     // Arrays in `data` are one page.
-    let (depts, ids, _) = poll_round(&conn, &json!({"path": paths::DEPT_TREE, "id_field": "code"}), None).await?;
+    let (depts, ids, _) =
+        poll_round(&conn, &json!({"path": paths::DEPT_TREE, "id_field": "code"}), None).await?;
     assert_eq!(depts.len(), qiao_fake_yonyou::DEPARTMENTS.len());
     assert_eq!(ids[1], "D0101");
     Ok(())
@@ -186,7 +196,8 @@ async fn list_pages_every_row_once_and_then_only_changes() -> Result<()> {
 async fn save_batch_reports_failures_at_their_positions_and_dedupes_retries() -> Result<()> {
     let env = Env::start().await?;
     let conn = env.connect("yonyou-batch")?;
-    let docs: Vec<Value> = (0..20).map(|n| voucher(n, if n == 17 { "D9999" } else { "D0201" }, json!(1000 + n))).collect();
+    let docs: Vec<Value> =
+        (0..20).map(|n| voucher(n, if n == 17 { "D9999" } else { "D0201" }, json!(1000 + n))).collect();
     env.ctx.faults.partial_next(1, vec![3, 11]);
     let out = conn.invoke("save", &json!({"data": docs}), "budget:batch-1:book").await?;
     let items = out.items.clone().unwrap_or_default();
@@ -195,7 +206,10 @@ async fn save_batch_reports_failures_at_their_positions_and_dedupes_retries() ->
     assert_eq!(failed, [3, 11, 17]);
     for i in &failed {
         let e = items[*i].as_ref().err().map(|e| (e.class(), e.message().to_string()));
-        assert!(matches!(&e, Some((ErrorClass::InvalidInput, m)) if m.starts_with(&format!("第{}条", i + 1))), "{e:?}");
+        assert!(
+            matches!(&e, Some((ErrorClass::InvalidInput, m)) if m.starts_with(&format!("第{}条", i + 1))),
+            "{e:?}"
+        );
     }
     assert!(items[17].as_ref().is_err_and(|e| e.message().contains("D9999")));
     for (i, item) in items.iter().enumerate().filter(|(i, _)| !failed.contains(i)) {
@@ -208,7 +222,14 @@ async fn save_batch_reports_failures_at_their_positions_and_dedupes_retries() ->
     // The engine retries the same list with the same key: the 17 are not booked twice, the
     // two injected failures go through, the bad department fails again.
     let again = conn.invoke("save", &json!({"data": docs}), "budget:batch-1:book").await?;
-    let failed: Vec<usize> = again.items.unwrap_or_default().iter().enumerate().filter(|(_, r)| r.is_err()).map(|(i, _)| i).collect();
+    let failed: Vec<usize> = again
+        .items
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.is_err())
+        .map(|(i, _)| i)
+        .collect();
     assert_eq!(failed, [17]);
     let vouchers = env.fake.vouchers();
     assert_eq!(vouchers.len(), 19);
@@ -222,25 +243,39 @@ async fn save_batch_reports_failures_at_their_positions_and_dedupes_retries() ->
 async fn save_one_call_and_validation_errors() -> Result<()> {
     let env = Env::start().await?;
     let conn = env.connect("yonyou-save")?;
-    let out = conn.invoke("save", &json!({"data": voucher(1, "D0101", json!(1001))}), "budget:FK-1:book").await?;
+    let out =
+        conn.invoke("save", &json!({"data": voucher(1, "D0101", json!(1001))}), "budget:FK-1:book").await?;
     assert_eq!(out.output["billCode"], "记-0001");
     assert!(out.output["voucherId"].as_str().is_some_and(|id| id.len() == 19));
-    let again = conn.invoke("save", &json!({"data": voucher(1, "D0101", json!(1001))}), "budget:FK-1:book").await?;
+    let again =
+        conn.invoke("save", &json!({"data": voucher(1, "D0101", json!(1001))}), "budget:FK-1:book").await?;
     assert_eq!(again.output["voucherId"], out.output["voucherId"]);
     assert_eq!((env.fake.vouchers().len(), env.fake.replayed_saves()), (1, 1));
 
-    let err = conn.invoke("save", &json!({"data": voucher(2, "D0101", Value::Null)}), "budget:FK-2:book").await.unwrap_err();
+    let err = conn
+        .invoke("save", &json!({"data": voucher(2, "D0101", Value::Null)}), "budget:FK-2:book")
+        .await
+        .unwrap_err();
     assert_eq!(class(&err), ErrorClass::InvalidInput);
     assert!(err.to_string().contains("第1行分录金额不能为空"), "{err}");
-    let err = conn.invoke("save", &json!({"data": voucher(3, "D9999", json!(1003))}), "budget:FK-3:book").await.unwrap_err();
+    let err = conn
+        .invoke("save", &json!({"data": voucher(3, "D9999", json!(1003))}), "budget:FK-3:book")
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("部门编码[D9999]不存在"), "{err}");
     assert_eq!(env.fake.vouchers().len(), 1);
 
     let detail = conn
-        .invoke("call", &json!({"method": "GET", "path": paths::PROJECT_DETAIL, "query": {"id": "2172161512916528002"}}), "k")
+        .invoke(
+            "call",
+            &json!({"method": "GET", "path": paths::PROJECT_DETAIL, "query": {"id": "2172161512916528002"}}),
+            "k",
+        )
         .await?;
     assert_eq!(detail.output["code"], "MES");
-    let books = conn.invoke("call", &json!({"path": paths::ACCBOOK, "body": {"fields": ["code", "name"]}}), "k").await?;
+    let books = conn
+        .invoke("call", &json!({"path": paths::ACCBOOK, "body": {"fields": ["code", "name"]}}), "k")
+        .await?;
     assert_eq!(books.output[0]["code"], "0001");
     let listed = conn
         .invoke("call", &json!({"path": paths::VOUCHER_QUERY, "body": {"accbookCode": "0001", "pager": {"pageIndex": 1, "pageSize": 20}}}), "k")
@@ -284,14 +319,20 @@ async fn every_fault_mode_has_its_class_and_the_next_call_recovers() -> Result<(
     let throttled = env.connect("yonyou-faults-token-throttled")?;
     env.ctx.faults.throttle_next(1);
     let err = projects(&throttled).await.unwrap_err();
-    assert_eq!((class(&err), err.connector_error().and_then(|e| e.retry_after_ms())), (ErrorClass::RateLimited, Some(1000)));
+    assert_eq!(
+        (class(&err), err.connector_error().and_then(|e| e.retry_after_ms())),
+        (ErrorClass::RateLimited, Some(1000))
+    );
     projects(&throttled).await?;
     let failing = env.connect("yonyou-faults-token-failing")?;
     env.ctx.faults.fail_next(1, 503);
     assert_eq!(class(&projects(&failing).await.unwrap_err()), ErrorClass::Transient);
     projects(&failing).await?;
     let tokens = env.token_calls();
-    assert_eq!(env.ctx.journal.matching("GET", "getAccessToken").iter().filter(|e| e.fault.is_some()).count(), 2);
+    assert_eq!(
+        env.ctx.journal.matching("GET", "getAccessToken").iter().filter(|e| e.fault.is_some()).count(),
+        2
+    );
     assert!(tokens >= 5, "{tokens}");
 
     // A bad signature on the token call: refused as a config problem, nothing retried.
