@@ -9,8 +9,8 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use qiao_contract::ErrorClass;
 use qiao_engine::{FlowRunner, RunnerOptions, TriggerInput};
-use qiao_flow::{MemorySecrets, StaticCatalog};
 use qiao_fake_kingdee::{self as fake, KingdeeFake};
+use qiao_flow::{MemorySecrets, StaticCatalog};
 use qiao_host::{Connection, Connector};
 use qiao_sandbox_kit::{Clock, Ctx, Running, start};
 use qiao_store::Store;
@@ -65,11 +65,13 @@ async fn every_operation_against_the_fake() -> Result<()> {
     let conn = e.connect("ops")?;
     let form = fake::LABOR_COST;
 
-    let saved = conn.invoke("save", &json!({"form_id": form, "model": labor("CB0101", "联调")}), "k-save").await?;
+    let saved =
+        conn.invoke("save", &json!({"form_id": form, "model": labor("CB0101", "联调")}), "k-save").await?;
     let number = saved.output["Number"].as_str().context("number")?.to_string();
     let id = saved.output["Id"].clone();
     assert_eq!(saved.output["deduplicated"], false);
-    let bill = e.fake.bills(form).into_iter().find(|b| b["FBillNo"] == number.as_str()).context("saved bill")?;
+    let bill =
+        e.fake.bills(form).into_iter().find(|b| b["FBillNo"] == number.as_str()).context("saved bill")?;
     assert_eq!(bill["FNote"], "联调 (qiao:k-save)");
     assert_eq!(bill["FCostCenterId"]["FNumber"], "CB0101");
 
@@ -94,22 +96,35 @@ async fn every_operation_against_the_fake() -> Result<()> {
     let err = conn.invoke("save", &json!({"form_id": form, "model": bad}), "k-bad").await.unwrap_err();
     assert_eq!(class_of(&err), ErrorClass::InvalidInput);
     let text = err.to_string();
-    assert!(text.contains("FHours: 字段“工时”是必填项") && text.contains("FCostCenterId: ") && text.contains("CB9999"), "{text}");
+    assert!(
+        text.contains("FHours: 字段“工时”是必填项")
+            && text.contains("FCostCenterId: ")
+            && text.contains("CB9999"),
+        "{text}"
+    );
 
     // Save, submit and audit in one go; then a fresh bill is deleted.
-    let ssa = conn.invoke("save-submit-audit", &json!({"form_id": form, "model": labor("CB0201", "")}), "k-ssa").await?;
+    let ssa = conn
+        .invoke("save-submit-audit", &json!({"form_id": form, "model": labor("CB0201", "")}), "k-ssa")
+        .await?;
     assert_eq!(ssa.output["FDocumentStatus"], "C");
-    let audited = e.fake.bills(form).into_iter().find(|b| b["FBillNo"] == ssa.output["Number"]).context("ssa bill")?;
+    let audited =
+        e.fake.bills(form).into_iter().find(|b| b["FBillNo"] == ssa.output["Number"]).context("ssa bill")?;
     assert_eq!(audited["FDocumentStatus"], "C");
-    let fresh = conn.invoke("save", &json!({"form_id": form, "model": labor("CB0301", "")}), "k-fresh").await?;
+    let fresh =
+        conn.invoke("save", &json!({"form_id": form, "model": labor("CB0301", "")}), "k-fresh").await?;
     conn.invoke("delete", &json!({"form_id": form, "numbers": [fresh.output["Number"]]}), "k").await?;
-    let gone = conn.invoke("view", &json!({"form_id": form, "number": fresh.output["Number"]}), "k").await.unwrap_err();
+    let gone = conn
+        .invoke("view", &json!({"form_id": form, "number": fresh.output["Number"]}), "k")
+        .await
+        .unwrap_err();
     assert_eq!(class_of(&gone), ErrorClass::InvalidInput);
 
     // A requisition with entries, and a query reading its entry rows.
     let req = json!({"FApplicationDate": "2025-05-06", "FApplicantId": {"FNumber": "E0004"},
                      "FEntity": [{"FMaterialId": {"FNumber": "M-1002"}, "FReqQty": 2}, {"FMaterialId": {"FNumber": "M-1003"}, "FReqQty": 300}]});
-    let saved_req = conn.invoke("save", &json!({"form_id": fake::REQUISITION, "model": req}), "k-req").await?;
+    let saved_req =
+        conn.invoke("save", &json!({"form_id": fake::REQUISITION, "model": req}), "k-req").await?;
     let batch = conn
         .poll("bill-query", &json!({"form_id": fake::REQUISITION, "field_keys": ["FBillNo", "FMaterialId.FNumber", "FEntity_FEntryID"],
                                     "filter": format!("FBillNo='{}'", saved_req.output["Number"].as_str().unwrap_or_default())}), None)
@@ -119,7 +134,8 @@ async fn every_operation_against_the_fake() -> Result<()> {
     assert!(batch.records[0].id.as_deref().is_some_and(|id| id.contains('-')), "FID-entry ids");
 
     // Unknown forms are refused for good.
-    let unknown = conn.invoke("view", &json!({"form_id": "NOPE_Form", "number": "X"}), "k").await.unwrap_err();
+    let unknown =
+        conn.invoke("view", &json!({"form_id": "NOPE_Form", "number": "X"}), "k").await.unwrap_err();
     assert_eq!(class_of(&unknown), ErrorClass::Permanent);
     assert_eq!(e.fake.created().len(), 4);
     assert_eq!(e.fake.logins(), 1, "one session served every call");
@@ -140,9 +156,15 @@ async fn lost_session_costs_exactly_one_extra_login() -> Result<()> {
     assert_eq!(e.login_calls(), 2);
     // Time running out works the same way.
     e.ctx.clock.advance_ms(fake::SESSION_TTL_SECS * 1000 + 1000);
-    conn.poll("bill-query", &json!({"form_id": fake::LABOR_COST, "field_keys": ["FBillNo"], "page_size": 5}), None).await?;
+    conn.poll(
+        "bill-query",
+        &json!({"form_id": fake::LABOR_COST, "field_keys": ["FBillNo"], "page_size": 5}),
+        None,
+    )
+    .await?;
     assert_eq!(e.login_calls(), 3);
-    let lost: Vec<_> = e.ctx.journal.entries().into_iter().filter(|j| j.path.contains("DynamicFormService")).collect();
+    let lost: Vec<_> =
+        e.ctx.journal.entries().into_iter().filter(|j| j.path.contains("DynamicFormService")).collect();
     assert_eq!(lost.len(), 6, "two refused calls, their two retries and two straight ones");
     Ok(())
 }
@@ -152,8 +174,15 @@ async fn batch_save_reports_each_item_at_its_index() -> Result<()> {
     let e = env().await?;
     let conn = e.connect("batch")?;
     e.ctx.faults.partial_next(1, vec![3]);
-    let models = json!([labor("CB0101", "a"), labor("CB9999", "b"), labor("CB0102", "c"), labor("CB0201", "d"), labor("CB0301", "e")]);
-    let out = conn.invoke("batch-save", &json!({"form_id": fake::LABOR_COST, "models": models}), "k-batch").await?;
+    let models = json!([
+        labor("CB0101", "a"),
+        labor("CB9999", "b"),
+        labor("CB0102", "c"),
+        labor("CB0201", "d"),
+        labor("CB0301", "e")
+    ]);
+    let out =
+        conn.invoke("batch-save", &json!({"form_id": fake::LABOR_COST, "models": models}), "k-batch").await?;
     let items = out.items.context("per-item outcomes")?;
     assert_eq!(items.len(), 5);
     let oks: Vec<usize> = items.iter().enumerate().filter(|(_, i)| i.is_ok()).map(|(n, _)| n).collect();
@@ -168,12 +197,20 @@ async fn batch_save_reports_each_item_at_its_index() -> Result<()> {
     let numbers: Vec<&Value> = [0, 2, 4].iter().map(|&i| &items[i].as_ref().unwrap()["Number"]).collect();
     let made: Vec<&Value> = created.iter().map(|c| &c["Number"]).collect();
     assert_eq!(numbers, made);
-    let notes: Vec<String> = e.fake.bills(fake::LABOR_COST).iter().rev().take(3).map(|b| b["FNote"].as_str().unwrap_or_default().to_string()).collect();
+    let notes: Vec<String> = e
+        .fake
+        .bills(fake::LABOR_COST)
+        .iter()
+        .rev()
+        .take(3)
+        .map(|b| b["FNote"].as_str().unwrap_or_default().to_string())
+        .collect();
     assert_eq!(notes, ["e (qiao:k-batch#4)", "c (qiao:k-batch#2)", "a (qiao:k-batch#0)"]);
 
     // The same key again (a replay): the saved items are found, not saved twice; item 3 is
     // saved now, item 1 still fails validation.
-    let again = conn.invoke("batch-save", &json!({"form_id": fake::LABOR_COST, "models": models}), "k-batch").await?;
+    let again =
+        conn.invoke("batch-save", &json!({"form_id": fake::LABOR_COST, "models": models}), "k-batch").await?;
     let items = again.items.context("items")?;
     let oks: Vec<usize> = items.iter().enumerate().filter(|(_, i)| i.is_ok()).map(|(n, _)| n).collect();
     assert_eq!(oks, [0, 2, 3, 4]);
@@ -200,7 +237,11 @@ async fn bill_query_pages_lose_and_repeat_nothing() -> Result<()> {
     }
     assert_eq!(ids.len(), fake::SEEDED_LABOR_COST);
     assert_eq!(ids.iter().collect::<BTreeSet<_>>().len(), fake::SEEDED_LABOR_COST);
-    assert_eq!(e.ctx.journal.matching("POST", "ExecuteBillQuery.common.kdsvc").len(), 5, "4 full pages and a short one");
+    assert_eq!(
+        e.ctx.journal.matching("POST", "ExecuteBillQuery.common.kdsvc").len(),
+        5,
+        "4 full pages and a short one"
+    );
 
     // Changed-since paging: pages of 25 across ties in FModifyDate.
     let params = json!({"form_id": fake::LABOR_COST, "field_keys": ["FBillNo", "FDocumentStatus"],
@@ -222,11 +263,15 @@ async fn bill_query_pages_lose_and_repeat_nothing() -> Result<()> {
     let idle = conn.poll("bill-query", &params, cursor.as_deref()).await?;
     assert!(idle.records.is_empty(), "{:?}", idle.records);
     let cursor = idle.next_cursor.or(cursor);
-    let saved = conn.invoke("save", &json!({"form_id": fake::LABOR_COST, "model": labor("CB0102", "")}), "k-new").await?;
+    let saved = conn
+        .invoke("save", &json!({"form_id": fake::LABOR_COST, "model": labor("CB0102", "")}), "k-new")
+        .await?;
     conn.invoke("submit", &json!({"form_id": fake::LABOR_COST, "numbers": ["RGCB000001"]}), "k").await?;
     let fresh = conn.poll("bill-query", &params, cursor.as_deref()).await?;
-    let got: BTreeSet<String> = fresh.records.iter().map(|r| r.data["FBillNo"].as_str().unwrap_or_default().to_string()).collect();
-    let want: BTreeSet<String> = ["RGCB000001".to_string(), saved.output["Number"].as_str().unwrap_or_default().to_string()].into();
+    let got: BTreeSet<String> =
+        fresh.records.iter().map(|r| r.data["FBillNo"].as_str().unwrap_or_default().to_string()).collect();
+    let want: BTreeSet<String> =
+        ["RGCB000001".to_string(), saved.output["Number"].as_str().unwrap_or_default().to_string()].into();
     assert_eq!(got, want);
     let after = conn.poll("bill-query", &params, fresh.next_cursor.as_deref()).await?;
     assert!(after.records.is_empty(), "{:?}", after.records);
@@ -288,7 +333,10 @@ async fn wrong_credentials_are_config_errors() -> Result<()> {
     config["auth"] = json!("app-secret");
     config["app_secret"] = json!("not-the-secret");
     let conn = e.connector.connect("wrong", &config)?;
-    let err = conn.invoke("view", &json!({"form_id": fake::LABOR_COST, "number": "RGCB000001"}), "k").await.unwrap_err();
+    let err = conn
+        .invoke("view", &json!({"form_id": fake::LABOR_COST, "number": "RGCB000001"}), "k")
+        .await
+        .unwrap_err();
     assert_eq!(class_of(&err), ErrorClass::Config, "{err}");
     assert!(!err.to_string().contains("not-the-secret"), "no secret in errors: {err}");
     config["app_secret"] = json!(fake::APP_SECRET);
@@ -372,9 +420,18 @@ steps:
     let dir = tempfile::tempdir()?;
     let store = Store::open(dir.path())?;
     let catalog = StaticCatalog::new(vec![e.connector.info().clone()]);
-    let plan = qiao_flow::load("k3.yaml", &yaml, &catalog, &MemorySecrets::new().with_secret("k3_secret", fake::APP_SECRET))
-        .map_err(|d| anyhow::anyhow!("flow does not load:
-{d}"))?;
+    let plan = qiao_flow::load(
+        "k3.yaml",
+        &yaml,
+        &catalog,
+        &MemorySecrets::new().with_secret("k3_secret", fake::APP_SECRET),
+    )
+    .map_err(|d| {
+        anyhow::anyhow!(
+            "flow does not load:
+{d}"
+        )
+    })?;
     let c = e.connector.clone();
     let runner = FlowRunner::new(plan, move |_| Some(c.clone()), store.clone(), RunnerOptions::default())?;
 
@@ -389,7 +446,11 @@ steps:
     e.fake.lose_save_replies(1);
     let run = runner.fire(TriggerInput::Manual { input: json!({"worklogs": worklogs[2..]}) }).await?;
     let c = run.info.counts;
-    assert_eq!((c.failed, c.records_out), (0, (WORKLOGS - 2) as u64 + 1), "{c:?}");
+    assert_eq!(
+        (c.records_in, c.failed, c.records_out),
+        (WORKLOGS as u64 - 1, 0, WORKLOGS as u64 - 2),
+        "{c:?}"
+    );
     assert!(e.login_calls() > logins_before, "the lost session was replaced");
 
     let mut per_worklog: HashMap<String, usize> = HashMap::new();
@@ -403,9 +464,18 @@ steps:
     assert_eq!(per_worklog.len(), WORKLOGS, "{per_worklog:?}");
     assert!(per_worklog.values().all(|n| *n == 1), "each worklog booked exactly once: {per_worklog:?}");
     assert_eq!(e.fake.created().len(), WORKLOGS);
-    let wl5 = e.fake.bills(fake::LABOR_COST).into_iter().find(|b| b["FNote"].as_str().is_some_and(|n| n.starts_with("工时 WL-5 "))).context("WL-5")?;
+    let wl5 = e
+        .fake
+        .bills(fake::LABOR_COST)
+        .into_iter()
+        .find(|b| b["FNote"].as_str().is_some_and(|n| n.starts_with("工时 WL-5 ")))
+        .context("WL-5")?;
     assert_eq!(wl5["FCostCenterId"]["FNumber"], "CB0102");
     assert_eq!(wl5["FHours"], 2.5);
-    assert_eq!(e.ctx.journal.entries().iter().filter(|j| j.status == 504).count(), 1, "the lost reply happened");
+    assert_eq!(
+        e.ctx.journal.entries().iter().filter(|j| j.status == 504).count(),
+        1,
+        "the lost reply happened"
+    );
     Ok(())
 }
