@@ -45,17 +45,17 @@ impl DingTalkFake {
         token
     }
 
-    /// Checks an old-API `access_token`, answering in `family`'s shape when it fails.
-    pub(crate) fn check_old_token(&self, token: Option<&String>, family: Family) -> Result<(), Response> {
+    /// Checks an old-API `access_token`: the answer in `family`'s shape when it fails.
+    pub(crate) fn old_token_failure(&self, token: Option<&String>, family: Family) -> Option<Response> {
         let failure = match token.map(String::as_str) {
             None | Some("") => ("41001", "access_token is blank", 41001, "缺少access_token参数"),
             Some(t) => match self.tokens.check(t) {
-                TokenCheck::Valid(_) => return Ok(()),
+                TokenCheck::Valid(_) => return None,
                 TokenCheck::Expired => ("42001", "access_token已过期", 42001, "access_token超时"),
                 TokenCheck::Unknown => ("40014", "不合法的access_token", 40014, "不合法的access_token"),
             },
         };
-        Err(match family {
+        Some(match family {
             // A blank token on /topapi is reported with sub code 40000 (captured reply).
             Family::Topapi if failure.0 == "41001" => wrapped("40000", failure.1),
             Family::Topapi => wrapped(failure.0, failure.1),
@@ -138,7 +138,7 @@ fn as_i64(v: &Value) -> Option<i64> {
 
 /// `POST /topapi/message/corpconversation/asyncsend_v2?access_token=`.
 pub(crate) async fn asyncsend(State(fake): Fake, Query(q): Params, body: String) -> Response {
-    if let Err(e) = fake.check_old_token(q.get("access_token"), Family::Topapi) {
+    if let Some(e) = fake.old_token_failure(q.get("access_token"), Family::Topapi) {
         return e;
     }
     let Some(body) = body_json(&body) else {
@@ -195,7 +195,7 @@ pub(crate) async fn asyncsend(State(fake): Fake, Query(q): Params, body: String)
 
 /// `POST /topapi/message/corpconversation/getsendprogress`: every task is delivered at once.
 pub(crate) async fn send_progress(State(fake): Fake, Query(q): Params, body: String) -> Response {
-    if let Err(e) = fake.check_old_token(q.get("access_token"), Family::Topapi) {
+    if let Some(e) = fake.old_token_failure(q.get("access_token"), Family::Topapi) {
         return e;
     }
     let task_id = body_json(&body).and_then(|b| as_i64(&b["task_id"]));
@@ -208,7 +208,7 @@ pub(crate) async fn send_progress(State(fake): Fake, Query(q): Params, body: Str
 /// `POST /topapi/message/corpconversation/getsendresult`: recipients known to the seed are
 /// unread, the others invalid.
 pub(crate) async fn send_result(State(fake): Fake, Query(q): Params, body: String) -> Response {
-    if let Err(e) = fake.check_old_token(q.get("access_token"), Family::Topapi) {
+    if let Some(e) = fake.old_token_failure(q.get("access_token"), Family::Topapi) {
         return e;
     }
     let task_id = body_json(&body).and_then(|b| as_i64(&b["task_id"]));
@@ -227,7 +227,7 @@ pub(crate) async fn send_result(State(fake): Fake, Query(q): Params, body: Strin
 /// `POST /attendance/list?access_token=`: results of `userIdList` between `workDateFrom` and
 /// `workDateTo` (whole days, at most 7 apart), `offset`/`limit` (≤ 50) paging with `hasMore`.
 pub(crate) async fn attendance_list(State(fake): Fake, Query(q): Params, body: String) -> Response {
-    if let Err(e) = fake.check_old_token(q.get("access_token"), Family::Direct) {
+    if let Some(e) = fake.old_token_failure(q.get("access_token"), Family::Direct) {
         return e;
     }
     let Some(body) = body_json(&body) else {

@@ -24,10 +24,11 @@ pub const LIST_WINDOW_MS: i64 = 120 * 86_400_000;
 pub const LIST_MAX_RESULTS: i64 = 20;
 
 impl DingTalkFake {
-    /// The new API's gate: an armed new-API throttle first, then the token header.
-    fn check_new(&self, headers: &HeaderMap) -> Result<(), Response> {
+    /// The new API's gate: an armed new-API throttle first, then the token header. `None`
+    /// lets the call through.
+    fn new_api_refusal(&self, headers: &HeaderMap) -> Option<Response> {
         if self.take_new_api_throttle() {
-            return Err(new_api(
+            return Some(new_api(
                 StatusCode::FORBIDDEN,
                 "Forbidden.AccessDenied.QpsLimitForApi",
                 "请求过于频繁，限制将在 1 秒后结束",
@@ -35,16 +36,16 @@ impl DingTalkFake {
         }
         let token = headers.get("x-acs-dingtalk-access-token").and_then(|v| v.to_str().ok()).unwrap_or("");
         if token.is_empty() {
-            return Err(new_api(
+            return Some(new_api(
                 StatusCode::BAD_REQUEST,
                 "AuthenticationFailed.MissingParameter",
                 "缺少参数：x-acs-dingtalk-access-token",
             ));
         }
         match self.tokens.check(token) {
-            TokenCheck::Valid(_) => Ok(()),
+            TokenCheck::Valid(_) => None,
             TokenCheck::Expired | TokenCheck::Unknown => {
-                Err(new_api(StatusCode::BAD_REQUEST, "InvalidAuthentication", "不合法的access_token"))
+                Some(new_api(StatusCode::BAD_REQUEST, "InvalidAuthentication", "不合法的access_token"))
             }
         }
     }
@@ -79,7 +80,7 @@ pub(crate) async fn access_token(State(fake): Fake, body: String) -> Response {
 
 /// `POST /v1.0/workflow/processInstances` → `{"instanceId"}`.
 pub(crate) async fn create_instance(State(fake): Fake, headers: HeaderMap, body: String) -> Response {
-    if let Err(e) = fake.check_new(&headers) {
+    if let Some(e) = fake.new_api_refusal(&headers) {
         return e;
     }
     let Some(body) = body_object(&body) else {
@@ -139,7 +140,7 @@ pub(crate) async fn get_instance(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(e) = fake.check_new(&headers) {
+    if let Some(e) = fake.new_api_refusal(&headers) {
         return e;
     }
     let Some(id) = q.get("processInstanceId").filter(|id| !id.is_empty()) else {
@@ -156,7 +157,7 @@ pub(crate) async fn get_instance(
 /// oldest first, `maxResults` ≤ 20, optionally only `statuses`; `nextToken` is absent on the
 /// last page.
 pub(crate) async fn list_instance_ids(State(fake): Fake, headers: HeaderMap, body: String) -> Response {
-    if let Err(e) = fake.check_new(&headers) {
+    if let Some(e) = fake.new_api_refusal(&headers) {
         return e;
     }
     let Some(body) = body_object(&body) else {
