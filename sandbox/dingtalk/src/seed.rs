@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::time::{cst_day, cst_midnight, iso_minute, weekday};
 
-/// The material-request process (物料申请): fields 物料编码, 数量, 用途, 项目.
+/// The material-request process (物料申请): fields 物料编码, 数量, 需求日期, 用途, 项目.
 pub const MATERIAL_PROCESS: &str = "PROC-QIAO-MATERIAL-01";
 /// The project-change process (项目变更申请): fields 项目, 变更类型, 变更说明, 预算调整.
 pub const CHANGE_PROCESS: &str = "PROC-QIAO-PRJCHANGE-02";
@@ -26,7 +26,7 @@ pub struct Process {
 /// The two seeded processes.
 pub const PROCESSES: &[Process] = &[
     Process {
-        code: MATERIAL_PROCESS, name: "物料申请", fields: &["物料编码", "数量", "用途", "项目"]
+        code: MATERIAL_PROCESS, name: "物料申请", fields: &["物料编码", "数量", "需求日期", "用途", "项目"]
     },
     Process {
         code: CHANGE_PROCESS,
@@ -165,11 +165,22 @@ pub fn instances(now_ms: i64) -> Vec<Instance> {
                 (CHANGE_PROCESS, form)
             } else {
                 let material = MATERIALS[i % MATERIALS.len()];
+                // Forms are typed by people: a few agreed requests carry what people type
+                // (an empty or worded quantity, an impossible date, a project code that does
+                // not exist), for flows that must dead-letter them.
+                let quantity = match i {
+                    6 => String::new(),
+                    21 => "两箱".to_string(),
+                    _ => (i % 7 + 1).to_string(),
+                };
+                let needed = if i == 16 { "2026-02-30".to_string() } else { format!("2026-12-{:02}", i % 28 + 1) };
+                let project_code = if i == 22 { "PRJ-X" } else { project.jira_key };
                 let form = vec![
                     ("物料编码".to_string(), material.number.to_string()),
-                    ("数量".to_string(), (i % 7 + 1).to_string()),
+                    ("数量".to_string(), quantity),
+                    ("需求日期".to_string(), needed),
                     ("用途".to_string(), format!("{}现场部署", project.name)),
-                    ("项目".to_string(), project.jira_key.to_string()),
+                    ("项目".to_string(), project_code.to_string()),
                 ];
                 (MATERIAL_PROCESS, form)
             };
