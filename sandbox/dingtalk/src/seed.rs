@@ -6,7 +6,8 @@ use serde_json::{Value, json};
 
 use crate::time::{cst_day, cst_midnight, iso_minute, weekday};
 
-/// The material-request process (物料申请): fields 物料编码, 数量, 需求日期, 用途, 项目.
+/// The material-request process (物料申请): required fields 物料编码, 数量, 用途, 项目; the
+/// seeded requests also carry the optional 需求日期.
 pub const MATERIAL_PROCESS: &str = "PROC-QIAO-MATERIAL-01";
 /// The project-change process (项目变更申请): fields 项目, 变更类型, 变更说明, 预算调整.
 pub const CHANGE_PROCESS: &str = "PROC-QIAO-PRJCHANGE-02";
@@ -26,7 +27,7 @@ pub struct Process {
 /// The two seeded processes.
 pub const PROCESSES: &[Process] = &[
     Process {
-        code: MATERIAL_PROCESS, name: "物料申请", fields: &["物料编码", "数量", "需求日期", "用途", "项目"]
+        code: MATERIAL_PROCESS, name: "物料申请", fields: &["物料编码", "数量", "用途", "项目"]
     },
     Process {
         code: CHANGE_PROCESS,
@@ -166,10 +167,10 @@ pub fn instances(now_ms: i64) -> Vec<Instance> {
             } else {
                 let material = MATERIALS[i % MATERIALS.len()];
                 // Forms are typed by people: a few agreed requests carry what people type
-                // (an empty or worded quantity, an impossible date, a project code that does
+                // (a worded quantity, an impossible date, a project code that does
                 // not exist), for flows that must dead-letter them.
                 let quantity = match i {
-                    6 => String::new(),
+                    6 => "若干".to_string(),
                     21 => "两箱".to_string(),
                     _ => (i % 7 + 1).to_string(),
                 };
