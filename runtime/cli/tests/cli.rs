@@ -244,15 +244,16 @@ fn validate_reads_secrets_from_the_state_directory_and_environment() {
     assert_eq!((code, out.as_str()), (0, "ok  s.yaml  (secret-config: manual, 0 steps)\n"), "{err}");
 }
 
-/// The example flows in `flows/`, with the environment and secrets they name. `jira` and
-/// `kingdee` are not built as components yet, so that flow must fail on exactly those two
-/// references; the HTTP one loads against the real HTTP connector's `describe()`.
+/// The flow-format examples of `runtime/flow/tests/examples`, with the environment and
+/// secrets they name, against a folder holding only the HTTP connector and the test guests:
+/// the jira/kingdee flow must fail on exactly its two uninstalled connectors; the HTTP one
+/// loads against the real HTTP connector's `describe()`.
 #[test]
-fn validate_example_flows() {
+fn validate_reports_uninstalled_connectors_where_they_are_named() {
     let tmp = TempDir::new().unwrap();
     let dir = guests_dir(&tmp);
     std::fs::copy(wasm("http"), dir.join("http.wasm")).unwrap();
-    let flows = repo().join("flows");
+    let flows = repo().join("runtime/flow/tests/examples");
     let mut cmd = qiao(&tmp);
     cmd.args(["validate", "--json", "--connectors"]).arg(&dir).arg(&flows);
     for (k, v) in [

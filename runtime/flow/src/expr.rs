@@ -96,6 +96,8 @@ impl ExprEnv {
         env.add_filter("default", library::default);
         env.add_filter("d", library::default);
         env.add_filter("truncate", library::truncate);
+        env.add_filter("fields", library::fields);
+        env.add_filter("number", library::number);
         env.add_filter("startswith", library::startswith);
         env.add_filter("endswith", library::endswith);
         let globals = env.globals().map(|(name, _)| name.to_string()).collect();

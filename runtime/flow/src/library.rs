@@ -127,6 +127,48 @@ fn truncate_chars(s: &str, length: usize, end: Option<String>) -> String {
     out
 }
 
+/// `list | fields(key='name', value='value')`: a list of `{name, value}` entries (DingTalk
+/// form values, SAP and Kingdee key-value lists) as one object `{name: value}`; later entries
+/// win. An entry without the key is an error naming it.
+pub(crate) fn fields(list: &Value, kwargs: Kwargs) -> Result<Value, Error> {
+    let key: String = kwargs.get::<Option<String>>("key")?.unwrap_or_else(|| "name".into());
+    let value_key: String = kwargs.get::<Option<String>>("value")?.unwrap_or_else(|| "value".into());
+    kwargs.assert_all_used()?;
+    let mut out = BTreeMap::new();
+    let items = list.try_iter().map_err(|_| invalid(format!("fields needs a list, got {}", show(list))))?;
+    for (i, entry) in items.enumerate() {
+        let name = entry.get_attr(&key)?;
+        if name.is_undefined() || name.is_none() {
+            return Err(invalid(format!("fields: entry {i} has no {key:?}: {}", show(&entry))));
+        }
+        let name = name.as_str().map_or_else(|| name.to_string(), str::to_string);
+        let v = entry.get_attr(&value_key)?;
+        out.insert(name, if v.is_undefined() { Value::from(()) } else { v });
+    }
+    Ok(Value::from(out))
+}
+
+/// `value | number`: a number, from a number or a numeric string (`"12"`, `" 3.5 "`,
+/// `"1,200.50"`); anything else (null, empty, `"两箱"`) is an error naming the value, so a
+/// malformed amount fails its record instead of booking zero.
+pub(crate) fn number(value: &Value) -> Result<Value, Error> {
+    if value.is_number() {
+        return Ok(value.clone());
+    }
+    let fail = || invalid(format!("{} is not a number", show(value)));
+    let text = value.as_str().ok_or_else(fail)?.trim().replace(',', "");
+    if text.is_empty() {
+        return Err(fail());
+    }
+    if let Ok(i) = text.parse::<i64>() {
+        return Ok(Value::from(i));
+    }
+    match text.parse::<f64>() {
+        Ok(f) if f.is_finite() => Ok(Value::from(f)),
+        _ => Err(fail()),
+    }
+}
+
 /// `s | startswith(prefix)`.
 pub(crate) fn startswith(s: &str, prefix: &str) -> bool {
     s.starts_with(prefix)
@@ -199,6 +241,19 @@ fn parse_date(value: &Value, tz: &TimeZone) -> Result<jiff::Zoned, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fields_and_numbers() {
+        let list = Value::from(minijinja::value::Serde(serde_json::json!([{"name": "数量", "value": "12"}, {"name": "项目", "value": "MES"}])));
+        let obj = fields(&list, Kwargs::from_iter(std::iter::empty::<(&str, Value)>())).unwrap();
+        assert_eq!(obj.get_attr("项目").unwrap().as_str(), Some("MES"));
+        assert_eq!(number(&obj.get_attr("数量").unwrap()).unwrap(), Value::from(12));
+        assert_eq!(number(&Value::from("1,200.50")).unwrap(), Value::from(1200.5));
+        let err = number(&Value::from("两箱")).unwrap_err();
+        assert!(err.to_string().contains("\"两箱\" is not a number"), "{err}");
+        assert!(number(&Value::from(())).is_err());
+        assert!(number(&Value::from(" ")).is_err());
+    }
 
     #[test]
     fn truncates_by_characters() {

@@ -94,12 +94,14 @@ fn fancy_rendering_points_into_the_file() {
 
 #[test]
 fn example_flows_load() {
-    let dir = repo_dir().join("flows");
+    // Flows written against the test catalog's connector descriptions (the runnable examples
+    // in `flows/` are loaded against the real connectors by the e2e tests).
+    let dir = repo_dir().join("runtime/flow/tests/examples");
     let mut n = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "yaml") {
-            let name = format!("flows/{}", path.file_name().unwrap().to_string_lossy());
+            let name = format!("examples/{}", path.file_name().unwrap().to_string_lossy());
             if let Err(d) = load_file(&path, &name) {
                 panic!("{name} does not load:\n{d}");
             }
@@ -111,7 +113,7 @@ fn example_flows_load() {
 
 #[test]
 fn jira_example_maps_a_worklog() {
-    let plan = load_file(&repo_dir().join("flows/jira-worklogs-to-kingdee.yaml"), "jira.yaml").unwrap();
+    let plan = load_file(&repo_dir().join("runtime/flow/tests/examples/jira-worklogs-to-kingdee.yaml"), "jira.yaml").unwrap();
     assert_eq!(plan.id.as_str(), "jira-worklogs-to-kingdee");
     let kingdee = plan.connections.iter().find(|c| c.id.as_str() == "kingdee").unwrap();
     assert_eq!(kingdee.connector.version, "0.1.0");
@@ -167,7 +169,7 @@ fn jira_example_maps_a_worklog() {
 
 #[test]
 fn http_example_maps_an_order() {
-    let plan = load_file(&repo_dir().join("flows/http-orders-to-erp.yaml"), "http.yaml").unwrap();
+    let plan = load_file(&repo_dir().join("runtime/flow/tests/examples/http-orders-to-erp.yaml"), "http.yaml").unwrap();
     assert_eq!(plan.concurrency, 4);
     let order = json!({
         "order_no": "SO-2024-0001",
