@@ -203,7 +203,14 @@ pub fn parse(jql: &str, now_ms: i64) -> Result<Query, String> {
                     Some(w) if w.eq_ignore_ascii_case("or") => {
                         return Err("Error in the JQL Query: 'OR' is not supported by the qiao Jira sandbox (supported: clauses joined by AND, then ORDER BY).".into());
                     }
-                    _ => {}
+                    Some(w) if w.eq_ignore_ascii_case("order") => {}
+                    None => {}
+                    Some(_) => {
+                        return Err(format!(
+                            "Error in the JQL Query: Expecting either 'OR' or 'AND' but got '{}'.",
+                            p.describe_next()
+                        ));
+                    }
                 }
             }
         }
