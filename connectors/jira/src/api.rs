@@ -62,7 +62,11 @@ pub fn jira_messages(body: &[u8]) -> Option<String> {
         .map(str::to_owned)
         .collect();
     if let Some(errors) = v.get("errors").and_then(Value::as_object) {
-        parts.extend(errors.iter().map(|(k, m)| format!("{k}: {}", m.as_str().map_or_else(|| m.to_string(), str::to_owned))));
+        parts.extend(
+            errors
+                .iter()
+                .map(|(k, m)| format!("{k}: {}", m.as_str().map_or_else(|| m.to_string(), str::to_owned))),
+        );
     }
     if v.get("errorMessages").is_none() && v.get("errors").is_none() {
         return None;
@@ -131,7 +135,8 @@ mod tests {
 
     fn answer(status: u16, body: &str, headers: &[(&str, &str)]) -> Error {
         let body = body.to_string();
-        let headers: Vec<(String, String)> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let headers: Vec<(String, String)> =
+            headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let _host = MockHost::new()
             .now_ms(1_714_612_440_000)
             .http(move |_| {
@@ -149,17 +154,33 @@ mod tests {
 
     #[test]
     fn maps_jira_statuses_to_classes() {
-        let e = answer(400, r#"{"errorMessages":["bad jql"],"errors":{"summary":"You must specify a summary of the issue."}}"#, &[]);
+        let e = answer(
+            400,
+            r#"{"errorMessages":["bad jql"],"errors":{"summary":"You must specify a summary of the issue."}}"#,
+            &[],
+        );
         assert_eq!(e.class(), ErrorClass::InvalidInput);
-        assert!(e.message().ends_with("returned 400: bad jql; summary: You must specify a summary of the issue."), "{e}");
+        assert!(
+            e.message().ends_with("returned 400: bad jql; summary: You must specify a summary of the issue."),
+            "{e}"
+        );
         let e = answer(401, "Client must be authenticated to access this resource.", &[]);
         assert_eq!(e.class(), ErrorClass::Unauthorized);
         assert!(!e.message().contains("tok"), "the token never appears: {e}");
         assert_eq!(answer(403, "{}", &[]).class(), ErrorClass::Permanent);
-        assert_eq!(answer(404, r#"{"errorMessages":["Issue does not exist"],"errors":{}}"#, &[]).class(), ErrorClass::InvalidInput);
-        assert_eq!(answer(410, r#"{"errorMessages":["removed"],"errors":{}}"#, &[]).class(), ErrorClass::Config);
+        assert_eq!(
+            answer(404, r#"{"errorMessages":["Issue does not exist"],"errors":{}}"#, &[]).class(),
+            ErrorClass::InvalidInput
+        );
+        assert_eq!(
+            answer(410, r#"{"errorMessages":["removed"],"errors":{}}"#, &[]).class(),
+            ErrorClass::Config
+        );
         assert_eq!(answer(503, "<html>down</html>", &[]).class(), ErrorClass::Transient);
-        assert_eq!(answer(500, r#"{"errorMessages":["Internal server error"],"errors":{}}"#, &[]).class(), ErrorClass::Transient);
+        assert_eq!(
+            answer(500, r#"{"errorMessages":["Internal server error"],"errors":{}}"#, &[]).class(),
+            ErrorClass::Transient
+        );
     }
 
     #[test]

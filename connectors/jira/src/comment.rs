@@ -33,7 +33,11 @@ pub fn invoke(req: InvokeRequest<'_>) -> Result<ActionOutput> {
     let body = match (&input.text, &input.adf) {
         (Some(t), None) if !t.trim().is_empty() => adf::from_text(t),
         (None, Some(doc)) if doc["type"] == "doc" => doc.clone(),
-        _ => return Err(Error::invalid_input("input: give `text` (non-empty) or `adf` (an ADF document), not both")),
+        _ => {
+            return Err(Error::invalid_input(
+                "input: give `text` (non-empty) or `adf` (an ADF document), not both",
+            ));
+        }
     };
     if let Some(mut done) = idempotency::remembered(OP, req.idempotency_key) {
         done["created"] = json!(false);
@@ -47,12 +51,19 @@ pub fn invoke(req: InvokeRequest<'_>) -> Result<ActionOutput> {
             .query("maxResults", LOOKBACK.to_string())
             .query("expand", "properties"),
     )?;
-    if let Some(c) = recent["comments"].as_array().into_iter().flatten().find(|c| idempotency::carries(c, req.idempotency_key)) {
+    if let Some(c) = recent["comments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| idempotency::carries(c, req.idempotency_key))
+    {
         let out = output(&input.issue, c, false);
         idempotency::remember(OP, req.idempotency_key, &out)?;
         return Ok(ActionOutput::new(out));
     }
-    let created = jira.json(jira.post(&path, &json!({"body": body, "properties": [idempotency::property(req.idempotency_key)]})))?;
+    let created = jira.json(
+        jira.post(&path, &json!({"body": body, "properties": [idempotency::property(req.idempotency_key)]})),
+    )?;
     let out = output(&input.issue, &created, true);
     idempotency::remember(OP, req.idempotency_key, &out)?;
     Ok(ActionOutput::new(out))

@@ -37,14 +37,20 @@ impl Config {
         let base = c.base_url.trim_end_matches('/');
         let rest = base.strip_prefix("https://").or_else(|| base.strip_prefix("http://"));
         match rest {
-            None => problems.push(format!("config.base_url: must start with https:// or http://, got {:?}", c.base_url)),
+            None => problems
+                .push(format!("config.base_url: must start with https:// or http://, got {:?}", c.base_url)),
             Some(r) if r.is_empty() || r.contains(['?', '#']) => {
-                problems.push(format!("config.base_url: must be the site URL without query or fragment, got {:?}", c.base_url));
+                problems.push(format!(
+                    "config.base_url: must be the site URL without query or fragment, got {:?}",
+                    c.base_url
+                ));
             }
             Some(_) => {}
         }
         if !c.email.contains('@') {
-            problems.push("config.email: must be the e-mail of the Atlassian account the API token belongs to".into());
+            problems.push(
+                "config.email: must be the e-mail of the Atlassian account the API token belongs to".into(),
+            );
         }
         if c.api_token.trim().is_empty() {
             problems.push("config.api_token: must not be empty".into());
@@ -112,9 +118,11 @@ impl Zone {
         }
         let offset = name.strip_prefix("UTC").or_else(|| name.strip_prefix("GMT")).unwrap_or(name);
         let parsed = match offset.len() {
-            2 | 3 if offset.starts_with(['+', '-']) => {
-                offset[1..].parse::<i64>().ok().filter(|h| *h <= 14).map(|h| if offset.starts_with('-') { -h * 60 } else { h * 60 })
-            }
+            2 | 3 if offset.starts_with(['+', '-']) => offset[1..]
+                .parse::<i64>()
+                .ok()
+                .filter(|h| *h <= 14)
+                .map(|h| if offset.starts_with('-') { -h * 60 } else { h * 60 }),
             _ => crate::time::parse_offset(offset).filter(|_| offset != "Z" && offset != "z"),
         };
         parsed.map(|m| Zone { offset_min: m as i32 }).ok_or_else(|| {
@@ -143,17 +151,24 @@ mod tests {
 
     #[test]
     fn reports_every_problem() {
-        let e = Config::load(&json!({"base_url": "ftp://x", "email": "bot", "api_token": " ", "time_zone": "Mars/Base"}))
-            .err()
-            .unwrap();
+        let e = Config::load(
+            &json!({"base_url": "ftp://x", "email": "bot", "api_token": " ", "time_zone": "Mars/Base"}),
+        )
+        .err()
+        .unwrap();
         let m = e.message();
         for field in ["base_url", "email", "api_token", "time_zone"] {
             assert!(m.contains(&format!("config.{field}")), "{m}");
         }
-        let ok = Config::load(&json!({"base_url": "https://acme.atlassian.net/", "email": "a@b.cn", "api_token": "t"})).unwrap();
+        let ok = Config::load(
+            &json!({"base_url": "https://acme.atlassian.net/", "email": "a@b.cn", "api_token": "t"}),
+        )
+        .unwrap();
         assert_eq!(ok.base(), "https://acme.atlassian.net");
         assert_eq!(ok.zone().unwrap().offset_min, 480);
-        let e = Config::load(&json!({"base_url": "https://x", "email": "a@b", "api_token": "t", "token": 1})).err().unwrap();
+        let e = Config::load(&json!({"base_url": "https://x", "email": "a@b", "api_token": "t", "token": 1}))
+            .err()
+            .unwrap();
         assert!(e.message().contains("unknown field"), "{e}");
     }
 }

@@ -1,8 +1,8 @@
 //! Action `create-issue`.
 
 use qiao_sdk::{ActionOutput, Error, InvokeRequest, Result, Value, json};
-use serde_json::Map;
 use serde::Deserialize;
+use serde_json::Map;
 
 use crate::api::Jira;
 use crate::config::Config;
@@ -31,10 +31,15 @@ pub fn invoke(req: InvokeRequest<'_>) -> Result<ActionOutput> {
     let config = Config::load(req.config)?;
     let input: Input = req.input()?;
     if !is_project_key(&input.project) {
-        return Err(Error::invalid_input(format!("input.project: {:?} is not a Jira project key (like \"ERP\")", input.project)));
+        return Err(Error::invalid_input(format!(
+            "input.project: {:?} is not a Jira project key (like \"ERP\")",
+            input.project
+        )));
     }
     if let Some(bad) = input.labels.iter().find(|l| l.is_empty() || l.contains(char::is_whitespace)) {
-        return Err(Error::invalid_input(format!("input.labels: {bad:?} is empty or contains spaces, which Jira refuses")));
+        return Err(Error::invalid_input(format!(
+            "input.labels: {bad:?} is empty or contains spaces, which Jira refuses"
+        )));
     }
     if let Some(done) = idempotency::remembered(OP, req.idempotency_key) {
         return Ok(ActionOutput::new(json!({"created": false, "issue": done})));

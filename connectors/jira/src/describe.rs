@@ -64,12 +64,38 @@ pub(crate) fn info() -> Info {
             .into(),
         config_schema: schema(CONFIG),
         operations: vec![
-            trigger(ISSUES_UPDATED, "Issues created or updated since the last poll (enhanced JQL search).", ISSUES_PARAMS, crate::issues::output_schema()),
-            trigger(WORKLOGS_UPDATED, "Worklogs created or updated since the last poll, with their issue.", WORKLOGS_PARAMS, crate::worklogs::output_schema()),
-            action(CREATE_ISSUE, "Creates an issue (description as ADF); a retry returns the issue created before.", CREATE_INPUT),
-            action(TRANSITION_ISSUE, "Moves an issue to a status; already there is success.", TRANSITION_INPUT),
-            action(ADD_COMMENT, "Adds a comment (text as ADF); a retry returns the comment added before.", COMMENT_INPUT),
-            action(ADD_WORKLOG, "Logs time on an issue; a retry returns the worklog added before.", WORKLOG_INPUT),
+            trigger(
+                ISSUES_UPDATED,
+                "Issues created or updated since the last poll (enhanced JQL search).",
+                ISSUES_PARAMS,
+                crate::issues::output_schema(),
+            ),
+            trigger(
+                WORKLOGS_UPDATED,
+                "Worklogs created or updated since the last poll, with their issue.",
+                WORKLOGS_PARAMS,
+                crate::worklogs::output_schema(),
+            ),
+            action(
+                CREATE_ISSUE,
+                "Creates an issue (description as ADF); a retry returns the issue created before.",
+                CREATE_INPUT,
+            ),
+            action(
+                TRANSITION_ISSUE,
+                "Moves an issue to a status; already there is success.",
+                TRANSITION_INPUT,
+            ),
+            action(
+                ADD_COMMENT,
+                "Adds a comment (text as ADF); a retry returns the comment added before.",
+                COMMENT_INPUT,
+            ),
+            action(
+                ADD_WORKLOG,
+                "Logs time on an issue; a retry returns the worklog added before.",
+                WORKLOG_INPUT,
+            ),
         ],
         hosts: vec!["{config.base_url}".into()],
         webhook: true,
@@ -82,7 +108,15 @@ mod tests {
 
     #[test]
     fn schemas_parse_and_info_passes_the_contract_checks() {
-        for text in [CONFIG, ISSUES_PARAMS, WORKLOGS_PARAMS, CREATE_INPUT, TRANSITION_INPUT, COMMENT_INPUT, WORKLOG_INPUT] {
+        for text in [
+            CONFIG,
+            ISSUES_PARAMS,
+            WORKLOGS_PARAMS,
+            CREATE_INPUT,
+            TRANSITION_INPUT,
+            COMMENT_INPUT,
+            WORKLOG_INPUT,
+        ] {
             assert!(serde_json::from_str::<Value>(text).is_ok_and(|v| v.is_object()), "{text}");
         }
         let info = info();

@@ -18,8 +18,18 @@ use crate::search::{Projects, Scope, search_page};
 use crate::time::{floor_minute, format_jql_minute, parse_datetime};
 
 /// Fields returned when the params name none.
-pub const DEFAULT_FIELDS: &[&str] =
-    &["summary", "status", "assignee", "reporter", "updated", "created", "project", "issuetype", "labels", "priority"];
+pub const DEFAULT_FIELDS: &[&str] = &[
+    "summary",
+    "status",
+    "assignee",
+    "reporter",
+    "updated",
+    "created",
+    "project",
+    "issuetype",
+    "labels",
+    "priority",
+];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -77,7 +87,9 @@ pub fn poll(req: PollRequest<'_>) -> Result<Batch> {
         None => match &params.since {
             None => 0,
             Some(s) => floor_minute(parse_datetime(s, zone.offset_min).ok_or_else(|| {
-                Error::config(format!("params.since: {s:?} is not a datetime (2024-05-01T00:00:00+08:00 or 2024-05-01 00:00)"))
+                Error::config(format!(
+                    "params.since: {s:?} is not a datetime (2024-05-01T00:00:00+08:00 or 2024-05-01 00:00)"
+                ))
             })?),
         },
     };
@@ -100,7 +112,9 @@ pub fn poll(req: PollRequest<'_>) -> Result<Batch> {
             let key = issue["key"].as_str().unwrap_or_default().to_string();
             let updated = issue["fields"]["updated"].as_str().unwrap_or_default().to_string();
             let Some(ms) = parse_datetime(&updated, zone.offset_min) else {
-                return Err(Error::permanent(format!("issue {key:?} has no readable `updated` ({updated:?})")));
+                return Err(Error::permanent(format!(
+                    "issue {key:?} has no readable `updated` ({updated:?})"
+                )));
             };
             if key.is_empty() || cursor.seen.get(&key) == Some(&ms) {
                 continue;

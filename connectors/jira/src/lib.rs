@@ -24,9 +24,14 @@ mod transition;
 mod webhook;
 mod worklogs;
 
-use qiao_sdk::{ActionOutput, Batch, Connector, Info, InvokeRequest, PollRequest, Result, Value, WebhookRequest, WebhookResult};
+use qiao_sdk::{
+    ActionOutput, Batch, Connector, Info, InvokeRequest, PollRequest, Result, Value, WebhookRequest,
+    WebhookResult,
+};
 
-pub use describe::{ADD_COMMENT, ADD_WORKLOG, CREATE_ISSUE, ID, ISSUES_UPDATED, TRANSITION_ISSUE, VERSION, WORKLOGS_UPDATED};
+pub use describe::{
+    ADD_COMMENT, ADD_WORKLOG, CREATE_ISSUE, ID, ISSUES_UPDATED, TRANSITION_ISSUE, VERSION, WORKLOGS_UPDATED,
+};
 
 /// The Jira Cloud connector.
 pub struct JiraConnector;

@@ -33,9 +33,12 @@ pub fn invoke(req: InvokeRequest<'_>) -> Result<ActionOutput> {
     }
     let started_ms = match &input.started {
         None | Some(Value::Null) => clock::now_ms() as i64,
-        Some(Value::Number(n)) => n.as_i64().ok_or_else(|| Error::invalid_input("input.started: not epoch milliseconds"))?,
-        Some(Value::String(s)) => parse_datetime(s, zone.offset_min)
-            .ok_or_else(|| Error::invalid_input(format!("input.started: {s:?} is not an ISO 8601 datetime")))?,
+        Some(Value::Number(n)) => {
+            n.as_i64().ok_or_else(|| Error::invalid_input("input.started: not epoch milliseconds"))?
+        }
+        Some(Value::String(s)) => parse_datetime(s, zone.offset_min).ok_or_else(|| {
+            Error::invalid_input(format!("input.started: {s:?} is not an ISO 8601 datetime"))
+        })?,
         Some(other) => return Err(Error::invalid_input(format!("input.started: {other} is not a datetime"))),
     };
     if let Some(mut done) = idempotency::remembered(OP, req.idempotency_key) {
@@ -50,7 +53,11 @@ pub fn invoke(req: InvokeRequest<'_>) -> Result<ActionOutput> {
             .query("startedBefore", (started_ms + 60_000).to_string())
             .query("expand", "properties"),
     )?;
-    let previous = around["worklogs"].as_array().into_iter().flatten().find(|w| idempotency::carries(w, req.idempotency_key));
+    let previous = around["worklogs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|w| idempotency::carries(w, req.idempotency_key));
     let (worklog, created) = match previous {
         Some(w) => (w.clone(), false),
         None => {

@@ -16,7 +16,13 @@ pub struct Page {
 }
 
 /// One page of `jql` with `fields`.
-pub fn search_page(jira: &Jira<'_>, jql: &str, fields: &[String], max: u32, token: Option<&str>) -> Result<Page> {
+pub fn search_page(
+    jira: &Jira<'_>,
+    jql: &str,
+    fields: &[String],
+    max: u32,
+    token: Option<&str>,
+) -> Result<Page> {
     let mut body = json!({"jql": jql, "fields": fields, "maxResults": max});
     if let Some(t) = token {
         body["nextPageToken"] = json!(t);
@@ -90,7 +96,9 @@ impl Scope {
                 return Err(Error::config("params.project: name at least one project key"));
             }
             if let Some(bad) = keys.iter().find(|k| !is_project_key(k)) {
-                return Err(Error::config(format!("params.project: {bad:?} is not a Jira project key (like \"ERP\")")));
+                return Err(Error::config(format!(
+                    "params.project: {bad:?} is not a Jira project key (like \"ERP\")"
+                )));
             }
             if keys.len() == 1 {
                 out.push_str(&format!("project = {} AND ", keys[0]));
@@ -100,7 +108,9 @@ impl Scope {
         }
         if let Some(clause) = self.jql.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
             if clause.to_ascii_lowercase().contains("order by") {
-                return Err(Error::config("params.jql: leave out ORDER BY (the trigger orders by updated, key)"));
+                return Err(Error::config(
+                    "params.jql: leave out ORDER BY (the trigger orders by updated, key)",
+                ));
             }
             out.push_str(&format!("({clause}) AND "));
         }

@@ -39,7 +39,11 @@ fn fields(ms: i64, offset_min: i32) -> (i64, i64, i64, i64, i64, i64, i64) {
 fn offset_text(offset_min: i32, colon: bool) -> String {
     let sign = if offset_min < 0 { '-' } else { '+' };
     let a = offset_min.unsigned_abs();
-    if colon { format!("{sign}{:02}:{:02}", a / 60, a % 60) } else { format!("{sign}{:02}{:02}", a / 60, a % 60) }
+    if colon {
+        format!("{sign}{:02}:{:02}", a / 60, a % 60)
+    } else {
+        format!("{sign}{:02}{:02}", a / 60, a % 60)
+    }
 }
 
 /// Jira's datetime form at `offset_min`: `2024-05-02T09:14:03.512+0800`.

@@ -72,7 +72,8 @@ mod tests {
     const VECTOR_SIG: &str = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
 
     fn config(secret: Option<&str>) -> Value {
-        let mut c = json!({"base_url": "https://acme.atlassian.net", "email": "bot@acme.cn", "api_token": "t"});
+        let mut c =
+            json!({"base_url": "https://acme.atlassian.net", "email": "bot@acme.cn", "api_token": "t"});
         if let Some(s) = secret {
             c["webhook_secret"] = json!(s);
         }
@@ -103,12 +104,14 @@ mod tests {
         assert_eq!(out.records[0].id.as_deref(), Some("jira:issue_updated:ERP-42:1714615200000"));
 
         let tampered = body.replace("安装", "拆除");
-        let e = verify(WebhookRequest { config: &cfg, headers: &headers, body: tampered.as_bytes() }).unwrap_err();
+        let e = verify(WebhookRequest { config: &cfg, headers: &headers, body: tampered.as_bytes() })
+            .unwrap_err();
         assert_eq!(e.class(), ErrorClass::Unauthorized);
         let e = verify(WebhookRequest { config: &cfg, headers: &[], body: body.as_bytes() }).unwrap_err();
         assert_eq!(e.class(), ErrorClass::Unauthorized);
         let no_secret = config(None);
-        let e = verify(WebhookRequest { config: &no_secret, headers: &headers, body: body.as_bytes() }).unwrap_err();
+        let e = verify(WebhookRequest { config: &no_secret, headers: &headers, body: body.as_bytes() })
+            .unwrap_err();
         assert_eq!(e.class(), ErrorClass::Config);
     }
 }

@@ -59,7 +59,9 @@ pub fn poll(req: PollRequest<'_>) -> Result<Batch> {
     let zone = config.zone()?;
     let projects = params.project.as_ref().map(Projects::keys);
     if let Some(bad) = projects.iter().flatten().find(|k| !is_project_key(k)) {
-        return Err(Error::config(format!("params.project: {bad:?} is not a Jira project key (like \"ERP\")")));
+        return Err(Error::config(format!(
+            "params.project: {bad:?} is not a Jira project key (like \"ERP\")"
+        )));
     }
     let cursor: Cursor = match req.cursor.filter(|c| !c.trim().is_empty()) {
         Some(text) => serde_json::from_str(text)
@@ -76,13 +78,16 @@ pub fn poll(req: PollRequest<'_>) -> Result<Batch> {
         },
     };
     let jira = Jira::new(&config);
-    let page = jira.json(jira.get("/rest/api/3/worklog/updated").query("since", cursor.since_ms.to_string()))?;
+    let page =
+        jira.json(jira.get("/rest/api/3/worklog/updated").query("since", cursor.since_ms.to_string()))?;
     let values = page["values"].as_array().cloned().unwrap_or_default();
     let last_page = page["lastPage"].as_bool().unwrap_or(true);
     let changes: Vec<(u64, i64)> = values
         .iter()
         .filter_map(|v| Some((id_of(&v["worklogId"])?, v["updatedTime"].as_i64()?)))
-        .filter(|(id, at)| *at > cursor.since_ms || (*at == cursor.since_ms && !cursor.ids_at_since.contains(id)))
+        .filter(|(id, at)| {
+            *at > cursor.since_ms || (*at == cursor.since_ms && !cursor.ids_at_since.contains(id))
+        })
         .collect();
     let until = page["until"].as_i64().unwrap_or(cursor.since_ms).max(cursor.since_ms);
     // Follow `nextPage` when it names a later `since`; `until` otherwise.
@@ -107,7 +112,8 @@ pub fn poll(req: PollRequest<'_>) -> Result<Batch> {
     for (id, at) in &changes {
         // Deleted between the two calls: nothing to emit.
         let Some(w) = worklogs.get(id) else { continue };
-        let issue = w["issueId"].as_str().map(str::to_owned).or_else(|| w["issueId"].as_u64().map(|n| n.to_string()));
+        let issue =
+            w["issueId"].as_str().map(str::to_owned).or_else(|| w["issueId"].as_u64().map(|n| n.to_string()));
         let issue = issue.and_then(|i| issues.get(&i)).cloned();
         if let Some(keys) = &projects {
             let project = issue.as_ref().and_then(|i| i["project"].as_str());
@@ -115,9 +121,13 @@ pub fn poll(req: PollRequest<'_>) -> Result<Batch> {
                 continue;
             }
         }
-        records.push(SourceRecord { id: Some(format!("{id}@{at}")), data: normalise(w, issue, zone.offset_min) });
+        records.push(SourceRecord {
+            id: Some(format!("{id}@{at}")),
+            data: normalise(w, issue, zone.offset_min),
+        });
     }
-    let mut ids_at_since: Vec<u64> = changes.iter().filter(|(_, at)| *at == next_since).map(|(id, _)| *id).collect();
+    let mut ids_at_since: Vec<u64> =
+        changes.iter().filter(|(_, at)| *at == next_since).map(|(id, _)| *id).collect();
     if next_since == cursor.since_ms {
         ids_at_since.extend(cursor.ids_at_since.iter().copied());
         ids_at_since.sort_unstable();
@@ -130,9 +140,14 @@ pub fn poll(req: PollRequest<'_>) -> Result<Batch> {
 }
 
 /// Issue id → `{id, key, project, summary, status}` for the issues of `worklogs`.
-fn issues_of<'a>(jira: &Jira<'_>, worklogs: impl Iterator<Item = &'a Value>) -> Result<BTreeMap<String, Value>> {
+fn issues_of<'a>(
+    jira: &Jira<'_>,
+    worklogs: impl Iterator<Item = &'a Value>,
+) -> Result<BTreeMap<String, Value>> {
     let mut ids: Vec<String> = worklogs
-        .filter_map(|w| w["issueId"].as_str().map(str::to_owned).or_else(|| w["issueId"].as_u64().map(|n| n.to_string())))
+        .filter_map(|w| {
+            w["issueId"].as_str().map(str::to_owned).or_else(|| w["issueId"].as_u64().map(|n| n.to_string()))
+        })
         .filter(|id| id.bytes().all(|b| b.is_ascii_digit()) && !id.is_empty())
         .collect();
     ids.sort_unstable();
@@ -158,7 +173,11 @@ fn issues_of<'a>(jira: &Jira<'_>, worklogs: impl Iterator<Item = &'a Value>) -> 
 /// (`commentAdf` keeps the document), and the issue when known.
 pub fn normalise(w: &Value, issue: Option<Value>, offset_min: i32) -> Value {
     let utc = |field: &str| {
-        w[field].as_str().and_then(|s| parse_datetime(s, offset_min)).map(format_utc).map_or(Value::Null, Value::String)
+        w[field]
+            .as_str()
+            .and_then(|s| parse_datetime(s, offset_min))
+            .map(format_utc)
+            .map_or(Value::Null, Value::String)
     };
     let issue_key = issue.as_ref().map_or(Value::Null, |i| i["key"].clone());
     let project = issue.as_ref().map_or(Value::Null, |i| i["project"].clone());

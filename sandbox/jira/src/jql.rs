@@ -1,11 +1,13 @@
-//! The JQL subset the fake understands: clauses joined by `AND`, then an optional `ORDER BY`.
+//! The JQL subset the fake understands: clauses combined with `AND`, `OR`, `NOT` and
+//! parentheses, then an optional `ORDER BY` (updated, created, key, id; key breaks ties).
 //!
 //! Clauses: `project = KEY`, `project in (A, B)`, `status = "进行中"`, `status in (...)`,
 //! `key`/`issuekey`/`id` `=`/`in`, `labels = x`, `issuetype = 任务`, `assignee = accountId`,
 //! and `updated`/`created` compared with `>=`, `>`, `<=`, `<`, `=` against a JQL date (minute
 //! precision, site time zone, or a relative period like `-15m`). `!=` and `not in` work on the
-//! text fields. Anything else (`OR`, parentheses around clauses, functions) is refused with a
-//! 400 whose `errorMessages` says so, like Jira refuses JQL it cannot parse.
+//! text fields. Anything else (`~`, functions, other fields) is refused with a 400 whose
+//! `errorMessages` says so, like Jira refuses JQL it cannot parse; so is a query without any
+//! restriction ("unbounded").
 
 use std::cmp::Ordering;
 
@@ -173,10 +175,30 @@ enum SortKey {
     Id,
 }
 
+/// A condition: clauses combined with `AND`, `OR`, `NOT` and parentheses.
+#[derive(Debug, Clone)]
+enum Expr {
+    Clause(Clause),
+    And(Vec<Expr>),
+    Or(Vec<Expr>),
+    Not(Box<Expr>),
+}
+
+impl Expr {
+    fn matches(&self, issue: &Issue) -> bool {
+        match self {
+            Expr::Clause(c) => c.matches(issue),
+            Expr::And(all) => all.iter().all(|e| e.matches(issue)),
+            Expr::Or(any) => any.iter().any(|e| e.matches(issue)),
+            Expr::Not(e) => !e.matches(issue),
+        }
+    }
+}
+
 /// A parsed query.
 #[derive(Debug, Clone)]
 pub struct Query {
-    clauses: Vec<Clause>,
+    condition: Expr,
     order: Vec<(SortKey, bool)>,
 }
 
@@ -185,35 +207,19 @@ pub struct Query {
 pub fn parse(jql: &str, now_ms: i64) -> Result<Query, String> {
     let tokens = tokenize(jql)?;
     let mut p = Parser { tokens, at: 0, now_ms };
-    let mut clauses = Vec::new();
+    let is_order = |p: &Parser| p.peek_word().is_some_and(|w| w.eq_ignore_ascii_case("order"));
+    if p.tokens.is_empty() || is_order(&p) {
+        return Err(
+            "Unbounded JQL queries are not allowed here. Please add a search restriction to your query."
+                .into(),
+        );
+    }
+    let condition = p.or_expr(0)?;
     let mut order = Vec::new();
-    loop {
-        match p.peek_word() {
-            None => break,
-            Some(w) if w.eq_ignore_ascii_case("order") => {
-                p.at += 1;
-                p.expect_word("by")?;
-                order = p.order_by()?;
-                break;
-            }
-            Some(_) => {
-                clauses.push(p.clause()?);
-                match p.peek_word() {
-                    Some(w) if w.eq_ignore_ascii_case("and") => p.at += 1,
-                    Some(w) if w.eq_ignore_ascii_case("or") => {
-                        return Err("Error in the JQL Query: 'OR' is not supported by the qiao Jira sandbox (supported: clauses joined by AND, then ORDER BY).".into());
-                    }
-                    Some(w) if w.eq_ignore_ascii_case("order") => {}
-                    None => {}
-                    Some(_) => {
-                        return Err(format!(
-                            "Error in the JQL Query: Expecting either 'OR' or 'AND' but got '{}'.",
-                            p.describe_next()
-                        ));
-                    }
-                }
-            }
-        }
+    if is_order(&p) {
+        p.at += 1;
+        p.expect_word("by")?;
+        order = p.order_by()?;
     }
     if p.at < p.tokens.len() {
         return Err(format!(
@@ -221,14 +227,11 @@ pub fn parse(jql: &str, now_ms: i64) -> Result<Query, String> {
             p.describe_next()
         ));
     }
-    if clauses.is_empty() {
-        return Err(
-            "Unbounded JQL queries are not allowed here. Please add a search restriction to your query."
-                .into(),
-        );
-    }
-    Ok(Query { clauses, order })
+    Ok(Query { condition, order })
 }
+
+/// How deep parentheses may nest.
+const MAX_DEPTH: usize = 32;
 
 struct Parser {
     tokens: Vec<Token>,
@@ -304,12 +307,54 @@ impl Parser {
         }
     }
 
+    fn keyword(&self, word: &str) -> bool {
+        self.peek_word().is_some_and(|w| w.eq_ignore_ascii_case(word))
+    }
+
+    fn or_expr(&mut self, depth: usize) -> Result<Expr, String> {
+        let mut any = vec![self.and_expr(depth)?];
+        while self.keyword("or") {
+            self.at += 1;
+            any.push(self.and_expr(depth)?);
+        }
+        Ok(if any.len() == 1 { any.remove(0) } else { Expr::Or(any) })
+    }
+
+    fn and_expr(&mut self, depth: usize) -> Result<Expr, String> {
+        let mut all = vec![self.unary(depth)?];
+        while self.keyword("and") {
+            self.at += 1;
+            all.push(self.unary(depth)?);
+        }
+        Ok(if all.len() == 1 { all.remove(0) } else { Expr::And(all) })
+    }
+
+    fn unary(&mut self, depth: usize) -> Result<Expr, String> {
+        if depth > MAX_DEPTH {
+            return Err("Error in the JQL Query: the query nests parentheses too deeply.".into());
+        }
+        if self.keyword("not") {
+            self.at += 1;
+            return Ok(Expr::Not(Box::new(self.unary(depth + 1)?)));
+        }
+        if self.tokens.get(self.at) == Some(&Token::Open) {
+            self.at += 1;
+            let inner = self.or_expr(depth + 1)?;
+            if self.next() != Some(Token::Close) {
+                self.at -= 1;
+                return Err(format!(
+                    "Error in the JQL Query: Expecting ')' but got '{}'.",
+                    self.describe_next()
+                ));
+            }
+            return Ok(inner);
+        }
+        self.clause().map(Expr::Clause)
+    }
+
     fn clause(&mut self) -> Result<Clause, String> {
         let name = match self.next() {
             Some(Token::Word(w)) | Some(Token::Quoted(w)) => w,
-            Some(Token::Open) => {
-                return Err("Error in the JQL Query: parentheses around clauses are not supported by the qiao Jira sandbox.".into());
-            }
             _ => {
                 self.at -= 1;
                 return Err(format!(
@@ -410,10 +455,9 @@ fn check_value(field: Field, v: &str) -> Result<(), String> {
     }
 }
 
-impl Query {
-    /// Whether `issue` satisfies every clause.
-    pub fn matches(&self, issue: &Issue) -> bool {
-        self.clauses.iter().all(|c| match c {
+impl Clause {
+    fn matches(&self, issue: &Issue) -> bool {
+        match self {
             Clause::Date { field, op, ms } => {
                 let at = if *field == Field::Updated { issue.updated_ms } else { issue.created_ms };
                 match *op {
@@ -428,7 +472,14 @@ impl Query {
             Clause::Text { field, values, negated } => {
                 values.iter().any(|v| text_matches(*field, v, issue)) != *negated
             }
-        })
+        }
+    }
+}
+
+impl Query {
+    /// Whether `issue` satisfies the condition.
+    pub fn matches(&self, issue: &Issue) -> bool {
+        self.condition.matches(issue)
     }
 
     /// Sorts `issues` by the `ORDER BY` keys, then by key ascending.
@@ -518,6 +569,18 @@ mod tests {
     }
 
     #[test]
+    fn combines_with_or_not_and_parentheses() {
+        let q =
+            parse(r#"project = ERP AND (status = "完成" OR status = 待办) AND NOT labels = x"#, 0).unwrap();
+        assert!(q.matches(&issue(0, 1, 3, 0)));
+        assert!(q.matches(&issue(0, 1, 0, 0)));
+        assert!(!q.matches(&issue(0, 1, 1, 0)));
+        assert!(!q.matches(&issue(1, 1, 3, 0)));
+        let q = parse("project = MES OR project = CRM", 0).unwrap();
+        assert!(q.matches(&issue(2, 1, 0, 0)) && !q.matches(&issue(0, 1, 0, 0)));
+    }
+
+    #[test]
     fn sorts_by_updated_then_key() {
         let q = parse("project = ERP ORDER BY updated ASC", 0).unwrap();
         let (a, b, c) = (issue(0, 10, 0, 5), issue(0, 9, 0, 5), issue(0, 1, 0, 7));
@@ -533,12 +596,12 @@ mod tests {
             ("order by created DESC", "Unbounded JQL queries are not allowed here"),
             ("project = NOPE", "The value 'NOPE' does not exist for the field 'project'."),
             ("foo = 1", "Field 'foo' does not exist"),
-            ("project = ERP OR project = MES", "'OR' is not supported"),
+            ("project = ERP AND (status = 完成", "Expecting ')'"),
             (r#"updated >= "yesterday""#, "Date value 'yesterday' for field 'updated' is invalid"),
             (r#"summary ~ "x""#, "reserved JQL character"),
             ("project = ERP project = MES", "Expecting either 'OR' or 'AND'"),
             ("project = \"ERP", "has not been completed"),
-            ("(project = ERP)", "parentheses"),
+            ("project = ERP ORDER BY summary", "Not able to sort"),
         ];
         for (jql, want) in cases {
             let e = parse(jql, 0).unwrap_err();
