@@ -288,9 +288,9 @@ async fn every_fault_maps_to_its_class_and_the_next_call_succeeds() -> Result<()
     let e = expect(conn.poll("issues-updated", &params, None).await.unwrap_err(), ErrorClass::Transient);
     assert!(e.to_string().contains("timeout"), "{e}");
 
-    let stranger = s.connector.connect("faults-bad", &json!({"base_url": s.running.url, "email": DEMO_EMAIL, "api_token": "revoked"}))?;
+    let stranger = s.connector.connect("faults-bad", &json!({"base_url": s.running.url, "email": DEMO_EMAIL, "api_token": "ATATT-wrong-9f3e"}))?;
     let e = expect(stranger.poll("issues-updated", &params, None).await.unwrap_err(), ErrorClass::Unauthorized);
-    assert!(!e.to_string().contains("revoked"), "the token never shows: {e}");
+    assert!(!e.to_string().contains("ATATT-wrong-9f3e"), "the token never shows: {e}");
     expect(stranger.invoke("add-comment", &json!({"issue": "CRM-1", "text": "x"}), "k").await.unwrap_err(), ErrorClass::Unauthorized);
 
     // Recovered: the same calls go through once the faults are used up.
@@ -353,12 +353,15 @@ async fn webhooks_are_verified_by_signature_and_keep_their_identity_across_retri
 }
 
 #[tokio::test]
-async fn a_flow_comments_back_on_every_updated_issue_once_while_jira_throttles_and_fails() -> Result<()> {
+async fn a_flow_takes_over_every_new_issue_once_while_jira_throttles_and_fails() -> Result<()> {
     let s = site().await?;
+    // Pick up every issue still 待办: move it to 进行中, then say so in a comment. Moving it
+    // first takes it out of the trigger's JQL, so the comment's own update does not bring it
+    // back.
     let yaml = format!(
         r#"
-flow: jira-ack
-description: Acknowledge updated ERP issues with a comment
+flow: jira-take-over
+description: Take over new issues in every project
 connections:
   jira:
     connector: jira@^0.1
@@ -368,25 +371,41 @@ trigger:
     connection: jira
     operation: issues-updated
     every: 1m
-    params: {{ project: ERP, page_size: 7 }}
+    params: {{ project: [ERP, MES, CRM, OPS], jql: "status = 待办", page_size: 5 }}
 concurrency: 4
 steps:
+  - id: start
+    action:
+      connection: jira
+      operation: transition-issue
+      input: {{ issue: record.key, to: "'进行中'" }}
+    retry: {{ attempts: 8, backoff: 10ms, max_backoff: 100ms }}
   - id: ack
     action:
       connection: jira
       operation: add-comment
-      input: {{ issue: record.key, text: "'已同步：' ~ record.fields.summary" }}
+      input: {{ issue: record.key, text: "'已接手：' ~ record.fields.summary" }}
     retry: {{ attempts: 8, backoff: 10ms, max_backoff: 100ms }}
 "#,
         url = s.running.url
     );
     let catalog = StaticCatalog::new(vec![s.connector.info().clone()]);
     let secrets = MemorySecrets::new().with_secret("jira_token", DEMO_API_TOKEN);
-    let plan = qiao_flow::load("jira-ack.yaml", &yaml, &catalog, &secrets).map_err(|d| anyhow::anyhow!("flow does not load:\n{d}"))?;
+    let plan = qiao_flow::load("jira-take-over.yaml", &yaml, &catalog, &secrets)
+        .map_err(|d| anyhow::anyhow!("flow does not load:\n{d}"))?;
     let dir = tempfile::tempdir()?;
     let store = Store::open(dir.path())?;
     let c = s.connector.clone();
-    let runner = FlowRunner::new(plan, move |_| Some(c.clone()), store.clone(), RunnerOptions { poll_attempts: 10, ..RunnerOptions::default() })?;
+    let options = RunnerOptions { poll_attempts: 10, ..RunnerOptions::default() };
+    let runner = FlowRunner::new(plan, move |_| Some(c.clone()), store.clone(), options)?;
+    let new: BTreeSet<String> = s
+        .fake
+        .issue_updates()
+        .into_iter()
+        .map(|(k, _)| k)
+        .filter(|k| s.fake.status_of(k).as_deref() == Some("待办"))
+        .collect();
+    assert!(new.len() >= 15, "the seed has enough new issues to page: {}", new.len());
 
     // The site answers the first calls with 503s and 429s, and fails again twice more while
     // the flow pages and writes.
@@ -398,7 +417,7 @@ steps:
         let runner = runner.clone();
         async move { runner.fire(TriggerInput::Poll).await }
     });
-    for (at, fails, throttles) in [(8, 2, 1), (16, 1, 1)] {
+    for (at, fails, throttles) in [(new.len() / 4, 2, 1), (new.len() / 2, 1, 1)] {
         while fake.added_comments().len() < at && !run.is_finished() {
             tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         }
@@ -407,25 +426,34 @@ steps:
         fake.ctx().faults.throttle_next(throttles);
         armed += fails + throttles;
     }
-    let run = run.await??;
+    let run = tokio::time::timeout(std::time::Duration::from_secs(60), run).await???;
     let c = run.info.counts;
     assert_eq!(run.info.status, RunStatus::Succeeded, "{:?}", run.info.error);
-    assert_eq!((c.records_in, c.records_out, c.failed), (30, 30, 0), "{c:?}");
+    assert_eq!((c.records_in, c.records_out, c.failed), (new.len() as u64, new.len() as u64, 0), "{c:?}");
 
-    // Every issue commented exactly once, nothing lost.
-    let comments = s.fake.added_comments();
-    let mut per_issue: BTreeMap<String, usize> = BTreeMap::new();
-    for comment in &comments {
-        *per_issue.entry(comment["issue"].as_str().unwrap_or_default().to_string()).or_default() += 1;
-    }
-    assert_eq!(per_issue.len(), 30, "{per_issue:?}");
-    assert!(per_issue.values().all(|n| *n == 1), "{per_issue:?}");
+    // Every new issue moved once and commented once; nothing lost, nothing written twice.
+    let count = |writes: Vec<Value>| {
+        let mut per_issue: BTreeMap<String, usize> = BTreeMap::new();
+        for w in writes {
+            *per_issue.entry(w["issue"].as_str().unwrap_or_default().to_string()).or_default() += 1;
+        }
+        per_issue
+    };
+    let comments = count(s.fake.added_comments());
+    let transitions = count(s.fake.transitions());
+    assert_eq!(comments.keys().cloned().collect::<BTreeSet<_>>(), new);
+    assert_eq!(transitions.keys().cloned().collect::<BTreeSet<_>>(), new);
+    assert!(comments.values().chain(transitions.values()).all(|n| *n == 1), "{comments:?} {transitions:?}");
+    assert!(new.iter().all(|k| s.fake.status_of(k).as_deref() == Some("进行中")));
     let journal = s.fake.ctx().journal.entries();
     let faulted = journal.iter().filter(|e| e.fault == Some("throttle") || e.fault == Some("fail")).count();
     assert_eq!(faulted, armed as usize, "every armed fault was met");
-    assert!(store.cursor("jira-ack")?.is_some());
-    assert!(store.pending_batches("jira-ack")?.is_empty());
-    let first = &comments[0]["text"];
-    assert!(first.as_str().is_some_and(|t| t.starts_with("已同步：")), "{first}");
+    assert!(store.cursor("jira-take-over")?.is_some());
+    assert!(store.pending_batches("jira-take-over")?.is_empty());
+    assert!(s.fake.added_comments()[0]["text"].as_str().is_some_and(|t| t.starts_with("已接手：")));
+
+    // The next round finds nothing new: the comments moved `updated`, but the issues left the JQL.
+    let again = runner.fire(TriggerInput::Poll).await?;
+    assert_eq!(again.info.counts.records_in, 0);
     Ok(())
 }
