@@ -17,6 +17,9 @@ use serde_json::{Value, json};
 
 use crate::common::{load, loopback_policy, runtime, serve};
 
+/// A webhook as the receiver got it: headers and raw body.
+type Delivery = (Vec<(String, String)>, Vec<u8>);
+
 struct Site {
     fake: Arc<JiraFake>,
     running: Running,
@@ -45,7 +48,12 @@ impl Site {
 }
 
 /// Polls `op` until a batch says `more: false`, returning every record id and the last cursor.
-async fn drain(conn: &Connection, op: &str, params: &Value, cursor: Option<String>) -> Result<(Vec<String>, Option<String>, usize)> {
+async fn drain(
+    conn: &Connection,
+    op: &str,
+    params: &Value,
+    cursor: Option<String>,
+) -> Result<(Vec<String>, Option<String>, usize)> {
     let mut ids = Vec::new();
     let mut cursor = cursor;
     let mut polls = 0;
@@ -90,7 +98,14 @@ async fn issues_updated_pages_through_a_project_and_rereads_the_overlap_without_
 
     // Two issues are edited, a third shows up late in the index with an `updated` inside the
     // overlap (older than the newest issue already emitted), a fourth in another project.
-    let newest = s.fake.issue_updates().iter().filter(|(k, _)| k.starts_with("ERP-")).map(|(_, ms)| *ms).max().context("ERP issues")?;
+    let newest = s
+        .fake
+        .issue_updates()
+        .iter()
+        .filter(|(k, _)| k.starts_with("ERP-"))
+        .map(|(_, ms)| *ms)
+        .max()
+        .context("ERP issues")?;
     s.fake.touch_issue("ERP-3", Some("采购订单接口对接（已改）")).context("ERP-3")?;
     s.fake.touch_issue("ERP-11", None).context("ERP-11")?;
     assert!(s.fake.set_issue_updated("ERP-20", newest - 20_000));
@@ -132,7 +147,8 @@ async fn issues_updated_gets_through_a_burst_larger_than_a_page_in_one_minute() 
         .iter()
         .filter(|k| {
             let issue = s.fake.issue(k).unwrap_or_default();
-            issue["fields"]["status"]["name"] != "完成" || issue["fields"]["labels"].as_array().is_some_and(|l| l.contains(&json!("紧急")))
+            issue["fields"]["status"]["name"] != "完成"
+                || issue["fields"]["labels"].as_array().is_some_and(|l| l.contains(&json!("紧急")))
         })
         .count();
     assert_eq!(keys.len(), matching);
@@ -204,7 +220,10 @@ async fn actions_write_once_even_when_retried_without_memory() -> Result<()> {
     let key = first.output["issue"]["key"].as_str().context("key")?.to_string();
     let again = conn.invoke("create-issue", &input, "flow:r1:create").await?;
     let found = amnesiac.invoke("create-issue", &input, "flow:r1:create").await?;
-    assert_eq!((again.output["created"].clone(), found.output["created"].clone()), (json!(false), json!(false)));
+    assert_eq!(
+        (again.output["created"].clone(), found.output["created"].clone()),
+        (json!(false), json!(false))
+    );
     assert_eq!(found.output["issue"]["key"], key.as_str());
     assert_eq!(s.fake.created_issues().len(), 1);
     let issue = s.fake.issue(&key).context("created issue")?;
@@ -249,7 +268,8 @@ async fn actions_write_once_even_when_retried_without_memory() -> Result<()> {
         .unwrap_err();
     assert_eq!(e.class(), ErrorClass::InvalidInput);
     assert!(e.to_string().contains("issuetype: The issue type selected is invalid."), "{e}");
-    let e = conn.invoke("transition-issue", &json!({"issue": key, "to": "已取消"}), "bad-2").await.unwrap_err();
+    let e =
+        conn.invoke("transition-issue", &json!({"issue": key, "to": "已取消"}), "bad-2").await.unwrap_err();
     assert_eq!(e.class(), ErrorClass::InvalidInput);
     assert!(e.to_string().contains("available"), "{e}");
     let e = conn.invoke("add-comment", &json!({"issue": "ERP-999", "text": "x"}), "bad-3").await.unwrap_err();
@@ -275,7 +295,10 @@ async fn every_fault_maps_to_its_class_and_the_next_call_succeeds() -> Result<()
     assert_eq!(e.connector_error().and_then(|c| c.retry_after_ms()), Some(1_000));
     s.fake.set_retry_after_secs(4);
     faults.throttle_next(1);
-    let e = expect(conn.invoke("add-comment", &json!({"issue": "CRM-1", "text": "x"}), "k").await.unwrap_err(), ErrorClass::RateLimited);
+    let e = expect(
+        conn.invoke("add-comment", &json!({"issue": "CRM-1", "text": "x"}), "k").await.unwrap_err(),
+        ErrorClass::RateLimited,
+    );
     assert_eq!(e.connector_error().and_then(|c| c.retry_after_ms()), Some(4_000));
 
     faults.fail_next(1, 503);
@@ -288,10 +311,17 @@ async fn every_fault_maps_to_its_class_and_the_next_call_succeeds() -> Result<()
     let e = expect(conn.poll("issues-updated", &params, None).await.unwrap_err(), ErrorClass::Transient);
     assert!(e.to_string().contains("timeout"), "{e}");
 
-    let stranger = s.connector.connect("faults-bad", &json!({"base_url": s.running.url, "email": DEMO_EMAIL, "api_token": "ATATT-wrong-9f3e"}))?;
-    let e = expect(stranger.poll("issues-updated", &params, None).await.unwrap_err(), ErrorClass::Unauthorized);
+    let stranger = s.connector.connect(
+        "faults-bad",
+        &json!({"base_url": s.running.url, "email": DEMO_EMAIL, "api_token": "ATATT-wrong-9f3e"}),
+    )?;
+    let e =
+        expect(stranger.poll("issues-updated", &params, None).await.unwrap_err(), ErrorClass::Unauthorized);
     assert!(!e.to_string().contains("ATATT-wrong-9f3e"), "the token never shows: {e}");
-    expect(stranger.invoke("add-comment", &json!({"issue": "CRM-1", "text": "x"}), "k").await.unwrap_err(), ErrorClass::Unauthorized);
+    expect(
+        stranger.invoke("add-comment", &json!({"issue": "CRM-1", "text": "x"}), "k").await.unwrap_err(),
+        ErrorClass::Unauthorized,
+    );
 
     // Recovered: the same calls go through once the faults are used up.
     let batch = conn.poll("issues-updated", &params, None).await?;
@@ -305,14 +335,17 @@ async fn every_fault_maps_to_its_class_and_the_next_call_succeeds() -> Result<()
 async fn webhooks_are_verified_by_signature_and_keep_their_identity_across_retries() -> Result<()> {
     let s = site().await?;
     let conn = s.connect("hooks")?;
-    let received: Arc<Mutex<Vec<(Vec<(String, String)>, Vec<u8>)>>> = Arc::default();
+    let received: Arc<Mutex<Vec<Delivery>>> = Arc::default();
     let sink = received.clone();
     let router = axum::Router::new().route(
         "/hooks/jira",
         axum::routing::post(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
             let sink = sink.clone();
             async move {
-                let headers = headers.iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string())).collect();
+                let headers = headers
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
+                    .collect();
                 sink.lock().unwrap().push((headers, body.to_vec()));
                 "ok"
             }
@@ -345,10 +378,19 @@ async fn webhooks_are_verified_by_signature_and_keep_their_identity_across_retri
     assert!(e.to_string().contains("X-Hub-Signature"), "{e}");
     let mut tampered = got[0].1.clone();
     tampered.extend_from_slice(b" ");
-    assert_eq!(conn.verify_webhook(&got[0].0, &tampered).await.unwrap_err().class(), ErrorClass::Unauthorized);
+    assert_eq!(
+        conn.verify_webhook(&got[0].0, &tampered).await.unwrap_err().class(),
+        ErrorClass::Unauthorized
+    );
 
-    let unsigned_config = s.connector.connect("hooks-no-secret", &json!({"base_url": s.running.url, "email": DEMO_EMAIL, "api_token": DEMO_API_TOKEN}))?;
-    assert_eq!(unsigned_config.verify_webhook(&got[0].0, &got[0].1).await.unwrap_err().class(), ErrorClass::Config);
+    let unsigned_config = s.connector.connect(
+        "hooks-no-secret",
+        &json!({"base_url": s.running.url, "email": DEMO_EMAIL, "api_token": DEMO_API_TOKEN}),
+    )?;
+    assert_eq!(
+        unsigned_config.verify_webhook(&got[0].0, &got[0].1).await.unwrap_err().class(),
+        ErrorClass::Config
+    );
     Ok(())
 }
 

@@ -130,7 +130,7 @@ mod tests {
     use qiao_sdk::{ErrorClass, json};
 
     fn config() -> Config {
-        Config::load(&json!({"base_url": "https://acme.atlassian.net", "email": "bot@acme.cn", "api_token": "tok", "timeout_ms": 500})).unwrap()
+        Config::load(&json!({"base_url": "https://acme.atlassian.net", "email": "bot@acme.cn", "api_token": "s3cr3t-91", "timeout_ms": 500})).unwrap()
     }
 
     fn answer(status: u16, body: &str, headers: &[(&str, &str)]) -> Error {
@@ -166,7 +166,7 @@ mod tests {
         );
         let e = answer(401, "Client must be authenticated to access this resource.", &[]);
         assert_eq!(e.class(), ErrorClass::Unauthorized);
-        assert!(!e.message().contains("tok"), "the token never appears: {e}");
+        assert!(!e.message().contains("s3cr3t-91"), "the token never appears: {e}");
         assert_eq!(answer(403, "{}", &[]).class(), ErrorClass::Permanent);
         assert_eq!(
             answer(404, r#"{"errorMessages":["Issue does not exist"],"errors":{}}"#, &[]).class(),
@@ -202,7 +202,7 @@ mod tests {
         let jira = Jira::new(&c);
         assert_eq!(jira.json(jira.get("/rest/api/3/myself")).unwrap(), json!({"ok": true}));
         let sent = &host.requests()[0];
-        assert_eq!(sent.header_value("authorization"), Some("Basic Ym90QGFjbWUuY246dG9r"));
+        assert_eq!(sent.header_value("authorization"), Some("Basic Ym90QGFjbWUuY246czNjcjN0LTkx"));
         assert_eq!(sent.timeout(), Some(500));
     }
 }

@@ -33,12 +33,10 @@ fn issues_updated_builds_bounded_jql_and_skips_what_it_emitted() {
                "nextPageToken": "CAEaAggD", "isLast": false}),
         json!({"issues": [issue("ERP-3", "2024-05-02T09:15:00.000+0800")], "isLast": true}),
     ];
-    let mut served = 0;
     let host = MockHost::new()
         .http(move |req| {
             let body = req.body_json().unwrap();
             let page = if body["nextPageToken"] == "CAEaAggD" { 1 } else { 0 };
-            served += 1;
             Ok(Response::new(200).with_json(&pages[page]))
         })
         .install();
@@ -62,7 +60,9 @@ fn issues_updated_builds_bounded_jql_and_skips_what_it_emitted() {
     let cursor = first.next_cursor.unwrap();
     let second = poll("issues-updated", &params, Some(&cursor)).unwrap();
     let sent = host.take_requests();
-    assert!(sent[1].body_json().unwrap()["jql"].as_str().unwrap().contains("updated >= \"2024-05-02 09:13\""));
+    assert!(
+        sent[1].body_json().unwrap()["jql"].as_str().unwrap().contains("updated >= \"2024-05-02 09:13\"")
+    );
     assert_eq!(second.records.len(), 1);
     assert_eq!(second.records[0].data["key"], "ERP-3");
     assert!(!second.more);
@@ -140,22 +140,31 @@ fn create_issue_returns_what_a_previous_attempt_created() {
     // Remembered in kv: no call at all.
     let key = "flow:rec-1:create";
     let host = MockHost::new()
-        .kv_json(&format!("create-issue/{}", idempotency::tag(key)), &json!({"id": "10201", "key": "ERP-31"}))
+        .kv_json(format!("create-issue/{}", idempotency::tag(key)), &json!({"id": "10201", "key": "ERP-31"}))
         .http(|_| panic!("no call expected"))
         .install();
-    let out = invoke("create-issue", &json!({"project": "ERP", "issuetype": "任务", "summary": "x"}), key).unwrap();
+    let out =
+        invoke("create-issue", &json!({"project": "ERP", "issuetype": "任务", "summary": "x"}), key).unwrap();
     assert_eq!(out.output, json!({"created": false, "issue": {"id": "10201", "key": "ERP-31"}}));
     drop(host);
 
     // Not remembered, but Jira has the labelled issue: found, not created again.
     let host = MockHost::new()
-        .http(|_| Ok(Response::new(200).with_json(&json!({"issues": [{"id": "10201", "key": "ERP-31", "self": "s"}], "isLast": true}))))
+        .http(|_| {
+            Ok(Response::new(200).with_json(
+                &json!({"issues": [{"id": "10201", "key": "ERP-31", "self": "s"}], "isLast": true}),
+            ))
+        })
         .install();
-    let out = invoke("create-issue", &json!({"project": "ERP", "issuetype": "任务", "summary": "x"}), key).unwrap();
+    let out =
+        invoke("create-issue", &json!({"project": "ERP", "issuetype": "任务", "summary": "x"}), key).unwrap();
     assert_eq!(out.output["created"], false);
     let sent = host.requests();
     assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0].body_json().unwrap()["jql"], format!("project = ERP AND labels = \"{}\"", idempotency::tag(key)));
+    assert_eq!(
+        sent[0].body_json().unwrap()["jql"],
+        format!("project = ERP AND labels = \"{}\"", idempotency::tag(key))
+    );
     assert!(host.kv_get(&format!("create-issue/{}", idempotency::tag(key))).is_some());
     drop(host);
 
@@ -181,7 +190,10 @@ fn create_issue_returns_what_a_previous_attempt_created() {
 #[test]
 fn transition_to_the_current_status_makes_no_write() {
     let host = MockHost::new()
-        .http(|_| Ok(Response::new(200).with_json(&json!({"key": "ERP-1", "fields": {"status": {"name": "进行中"}}}))))
+        .http(|_| {
+            Ok(Response::new(200)
+                .with_json(&json!({"key": "ERP-1", "fields": {"status": {"name": "进行中"}}})))
+        })
         .install();
     let out = invoke("transition-issue", &json!({"issue": "ERP-1", "to": "进行中"}), "k").unwrap();
     assert_eq!(out.output["transitioned"], false);
@@ -218,7 +230,8 @@ fn worklog_started_is_written_in_jiras_form() {
             Ok(Response::new(201).with_json(&json!({"id": "30999", "issueId": "10042", "started": "2024-05-02T09:00:00.000+0800", "timeSpentSeconds": 3600})))
         })
         .install();
-    let input = json!({"issue": "ERP-42", "seconds": 3600, "started": "2024-05-02T01:00:00Z", "comment": "联调"});
+    let input =
+        json!({"issue": "ERP-42", "seconds": 3600, "started": "2024-05-02T01:00:00Z", "comment": "联调"});
     let out = invoke("add-worklog", &input, "k").unwrap();
     assert_eq!(out.output["started"], "2024-05-02T01:00:00.000Z");
     assert_eq!(out.output["created"], true);
@@ -227,14 +240,17 @@ fn worklog_started_is_written_in_jiras_form() {
     let body = post.body_json().unwrap();
     assert_eq!(body["started"], "2024-05-02T09:00:00.000+0800");
     assert_eq!(body["comment"]["type"], "doc");
-    let e = invoke("add-worklog", &json!({"issue": "ERP-42", "seconds": 3600, "started": "May 2nd"}), "k2").unwrap_err();
+    let e = invoke("add-worklog", &json!({"issue": "ERP-42", "seconds": 3600, "started": "May 2nd"}), "k2")
+        .unwrap_err();
     assert_eq!(e.class(), ErrorClass::InvalidInput);
 }
 
 #[test]
 fn unknown_operations_are_permanent() {
     let v = json!({});
-    let e = JiraConnector::poll(PollRequest { op: "create-issue", config: &config(), params: &v, cursor: None }).unwrap_err();
+    let e =
+        JiraConnector::poll(PollRequest { op: "create-issue", config: &config(), params: &v, cursor: None })
+            .unwrap_err();
     assert_eq!(e.class(), ErrorClass::Permanent);
     let e = invoke("issues-updated", &v, "k").unwrap_err();
     assert_eq!(e.class(), ErrorClass::Permanent);
