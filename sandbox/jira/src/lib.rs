@@ -1,7 +1,6 @@
 //! A protocol-faithful fake of Jira Cloud REST v3, for tests, the demo and benchmarks.
 //!
-//! It serves what the `jira` connector uses, as Jira Cloud does (see
-//! `../../shared/specs/jira.md` in the workspace notes): Basic auth with an e-mail and an API
+//! It serves what the `jira` connector uses, as Jira Cloud does: Basic auth with an e-mail and an API
 //! token; the enhanced search `GET`/`POST /rest/api/3/search/jql` with a JQL subset and opaque
 //! `nextPageToken` paging (the removed `/rest/api/3/search` answers 410); issues (get, create
 //! with field validation, transitions, comments in ADF); worklogs (add, list per issue,
