@@ -140,6 +140,9 @@ pub fn normalize(entity: Value, numbers: &[String]) -> Value {
             }
             Value::Object(o) => normalize(Value::Object(o), numbers),
             Value::Array(a) => Value::Array(a.into_iter().map(|r| normalize(r, numbers)).collect()),
+            Value::Number(n) if is_decimal(&k, numbers) => {
+                decimal(&n.to_string()).unwrap_or(Value::Number(n))
+            }
             Value::String(s) => {
                 if let Some(ms) = parse_v2_date(&s) {
                     json!(iso(ms))
@@ -256,8 +259,11 @@ mod tests {
                 "_etag": "W/\"datetimeoffset'2024'\""
             })
         );
-        let v4 = normalize(json!({"@odata.etag": "W/\"1\"", "@odata.context": "c", "A": 1}), &[]);
-        assert_eq!(v4, json!({"A": 1, "_etag": "W/\"1\""}));
+        let v4 = normalize(
+            json!({"@odata.etag": "W/\"1\"", "@odata.context": "c", "A": 1, "RequestedQuantity": 1500.0}),
+            &[],
+        );
+        assert_eq!(v4, json!({"A": 1, "RequestedQuantity": 1500, "_etag": "W/\"1\""}));
     }
 
     #[test]
