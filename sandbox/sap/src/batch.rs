@@ -75,7 +75,7 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
 fn request(text: &str) -> Result<PartRequest, String> {
     let (_, http) = head_body(text);
     let (line, rest) = http.split_once('\n').unwrap_or((http.as_str(), ""));
-    let mut words = line.trim().split_whitespace();
+    let mut words = line.split_whitespace();
     let (Some(method), Some(url)) = (words.next(), words.next()) else {
         return Err(format!("malformed request line {line:?}"));
     };

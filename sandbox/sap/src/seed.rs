@@ -146,7 +146,7 @@ fn wbs_entity(n: usize, pi: usize, id: &str, desc: &str, uuid: &str, parent: &st
             "ProfitCenter": "YB101",
             "CompanyCode": "1010",
             "ControllingArea": "A000",
-            "WBSElementIsBillingElement": n % 4 == 0,
+            "WBSElementIsBillingElement": n.is_multiple_of(4),
             "ProcessingStatus": "10",
             "LastChangeDateTime": changed,
         }),

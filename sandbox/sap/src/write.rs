@@ -16,6 +16,9 @@ pub const MAX_STRING_CHARS: usize = 40;
 /// Processing statuses of projects and WBS elements: created, released, locked, closed, completed.
 const STATUSES: &[&str] = &["00", "10", "20", "40", "42"];
 
+/// Properties of a payload, and its navigation properties (deep insert).
+type Decoded = (Map<String, Value>, Map<String, Value>);
+
 /// A rejection: (status, code, message, target).
 type Reject = (u16, &'static str, String, String);
 
@@ -58,11 +61,7 @@ fn decode(name: &str, v: &Value, edm: Edm, v4: bool) -> Result<Value, Reject> {
 }
 
 /// Decodes the properties of a payload (navigation properties are returned apart).
-fn decode_fields(
-    set: &EntitySet,
-    body: &Map<String, Value>,
-    v4: bool,
-) -> Result<(Map<String, Value>, Map<String, Value>), Reject> {
+fn decode_fields(set: &EntitySet, body: &Map<String, Value>, v4: bool) -> Result<Decoded, Reject> {
     let (mut fields, mut navs) = (Map::new(), Map::new());
     for (k, v) in body {
         if k == "__metadata" || k.starts_with("@odata.") {
