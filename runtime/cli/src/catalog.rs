@@ -11,12 +11,16 @@
 //! through one [`Runtime`] (compile cache in `$STATE/cache`), all at once. A component that
 //! fails to load is skipped with a warning naming the file; when two directories hold the same
 //! id and version, the first in search order wins.
+//!
+//! A flow next to a lock file (`qiao.lock`, written by `qiao connector lock`) resolves through
+//! [`Locked`]: each connector to exactly the pinned version and component.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use qiao_contract::ConnectorInfo;
 use qiao_flow::{ConnectorCatalog, StaticCatalog};
+use qiao_directory::lock::LockFile;
 use qiao_host::{Connector, ConnectorPolicy, Runtime, RuntimeConfig};
 use semver::VersionReq;
 
@@ -230,6 +234,62 @@ impl ConnectorCatalog for Catalog {
     /// looked for.
     fn resolve(&self, name: &str, req: Option<&VersionReq>) -> Result<ConnectorInfo, String> {
         self.lookup.resolve(name, req).map_err(|e| format!("{e}; {}", self.searched_text()))
+    }
+}
+
+/// The lock file that governs `flow`: `qiao.lock` in its folder or the nearest folder above.
+pub fn flow_lock(flow: &Path) -> Result<Option<(PathBuf, LockFile)>> {
+    let abs = std::path::absolute(flow).with_context(|| format!("failed to resolve {}", flow.display()))?;
+    for dir in abs.ancestors().skip(1) {
+        let path = qiao_directory::lock::lock_path(dir);
+        if let Some(lock) = LockFile::load(&path)? {
+            return Ok(Some((path, lock)));
+        }
+    }
+    Ok(None)
+}
+
+/// A catalog narrowed to what a lock file pins.
+pub struct Locked<'a> {
+    catalog: &'a Catalog,
+    path: PathBuf,
+    lock: LockFile,
+}
+
+impl<'a> Locked<'a> {
+    /// Resolves through `catalog`, pinned by the lock file at `path`.
+    pub fn new(catalog: &'a Catalog, path: PathBuf, lock: LockFile) -> Self {
+        Locked { catalog, path, lock }
+    }
+}
+
+impl ConnectorCatalog for Locked<'_> {
+    /// The pinned version, when it fits the request and the loaded component is the pinned one.
+    fn resolve(&self, name: &str, req: Option<&VersionReq>) -> Result<ConnectorInfo, String> {
+        let lock = self.path.display();
+        let relock = "run `qiao connector lock` on the flow folder";
+        let Some(pin) = self.lock.connectors.get(name) else {
+            return Err(format!("connector \"{name}\" is not pinned in {lock}; {relock}"));
+        };
+        let version = semver::Version::parse(&pin.version).map_err(|e| format!("{lock}: {name} {}: {e}", pin.version))?;
+        if let Some(req) = req
+            && !req.matches(&version)
+        {
+            return Err(format!("{lock} pins {name} {version}, which does not satisfy {req}; {relock}"));
+        }
+        let Some(found) = self.catalog.connectors.iter().find(|f| f.info().id == name && f.info().version == pin.version)
+        else {
+            return Err(format!("{lock} pins {name} {version}, which is not installed; {}", self.catalog.searched_text()));
+        };
+        if found.connector.sha256() != pin.sha256 {
+            return Err(format!(
+                "{name} {version} in {} is not the component pinned in {lock} (sha256 {} instead of {})",
+                found.path.display(),
+                found.connector.sha256(),
+                pin.sha256
+            ));
+        }
+        Ok(found.info().clone())
     }
 }
 

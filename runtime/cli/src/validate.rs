@@ -105,7 +105,7 @@ pub async fn run(args: ValidateArgs, state: &Path) -> Result<()> {
 }
 
 /// `path` itself if it is not a directory, else the flow files below it, sorted.
-fn flow_files(path: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn flow_files(path: &Path) -> Result<Vec<PathBuf>> {
     if !path.is_dir() {
         return Ok(vec![path.to_path_buf()]);
     }

@@ -217,8 +217,8 @@ mod tests {
         assert!(Directory::init(tmp.path(), "lab").is_err());
         let err = dir.yank("jira", "0.1.0", true, None).unwrap_err().to_string();
         assert_eq!(err, "jira 0.1.0 is not in this directory");
-        let key = keys::generate(&tmp.path().join("dir"), None, false).unwrap();
-        let signer = SigningKey::load(&key.secret_path, None).unwrap();
+        let key = keys::generate(&tmp.path().join("dir"), keys::Password::None, false).unwrap();
+        let signer = SigningKey::load(&key.secret_path, keys::Password::None).unwrap();
         assert_eq!(dir.build(&signer, Timestamp::now()).unwrap(), 1);
         assert_eq!(Directory::open(tmp.path()).unwrap().draft.serial, 1);
         let index = crate::read(&tmp.path().join(index::INDEX_FILE)).unwrap();

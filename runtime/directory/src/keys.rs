@@ -31,9 +31,30 @@ pub struct GeneratedKey {
     pub encrypted: bool,
 }
 
-/// Generates a key pair and writes `BASE.pub` and `BASE.key` (0600). `password: None` writes
+/// Where a secret key's password comes from.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Password {
+    /// No password: the secret key is (or is written) unencrypted.
+    None,
+    /// This password.
+    Given(String),
+    /// Ask on the terminal (minisign's prompt).
+    Prompt,
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Password::None => "None",
+            Password::Given(_) => "Given(***)",
+            Password::Prompt => "Prompt",
+        })
+    }
+}
+
+/// Generates a key pair and writes `BASE.pub` and `BASE.key` (0600). `Password::None` writes
 /// an unencrypted secret key. Refuses to overwrite existing files unless `force`.
-pub fn generate(base: &Path, password: Option<String>, force: bool) -> Result<GeneratedKey> {
+pub fn generate(base: &Path, password: Password, force: bool) -> Result<GeneratedKey> {
     let public_path = base.with_extension("pub");
     let secret_path = base.with_extension("key");
     if !force {
@@ -46,10 +67,11 @@ pub fn generate(base: &Path, password: Option<String>, force: bool) -> Result<Ge
             }
         }
     }
-    let encrypted = password.is_some();
+    let encrypted = password != Password::None;
     let pair = match password {
-        Some(p) => minisign::KeyPair::generate_encrypted_keypair(Some(p)),
-        None => minisign::KeyPair::generate_unencrypted_keypair(),
+        Password::Given(p) => minisign::KeyPair::generate_encrypted_keypair(Some(p)),
+        Password::Prompt => minisign::KeyPair::generate_encrypted_keypair(None),
+        Password::None => minisign::KeyPair::generate_unencrypted_keypair(),
     }
     .map_err(|e| Error::Key(format!("failed to generate a key pair: {e}")))?;
     let key_id = key_id_hex(pair.pk.keynum());
@@ -158,19 +180,23 @@ pub fn is_encrypted(path: &Path) -> Result<bool> {
 impl SigningKey {
     /// Loads a secret key. `password` is used when the key is encrypted; an encrypted key
     /// without a password is an error naming how to pass one.
-    pub fn load(path: &Path, password: Option<String>) -> Result<SigningKey> {
+    pub fn load(path: &Path, password: Password) -> Result<SigningKey> {
         let text =
             std::fs::read_to_string(path).map_err(|e| Error::io(format!("read {}", path.display()), e))?;
         let sk_box = minisign::SecretKeyBox::from_string(&text)
             .map_err(|_| Error::Key(format!("{} is not a minisign secret key", path.display())))?;
         let sk = if is_encrypted(path)? {
-            let password = password.ok_or_else(|| {
-                Error::Key(format!(
-                    "secret key {} is password-protected: give the password with --password-file or QIAO_KEY_PASSWORD",
-                    path.display()
-                ))
-            })?;
-            sk_box.into_secret_key(Some(password)).map_err(|e| {
+            let password = match password {
+                Password::Given(p) => Some(p),
+                Password::Prompt => None,
+                Password::None => {
+                    return Err(Error::Key(format!(
+                        "secret key {} is password-protected: give the password with --password-file or QIAO_KEY_PASSWORD",
+                        path.display()
+                    )));
+                }
+            };
+            sk_box.into_secret_key(password).map_err(|e| {
                 if e.to_string().contains("Wrong password") {
                     Error::Key(format!("wrong password for secret key {}", path.display()))
                 } else {
@@ -242,7 +268,7 @@ mod tests {
     #[test]
     fn generates_signs_and_verifies() {
         let dir = tempfile::tempdir().unwrap();
-        let key = generate(&dir.path().join("acme"), None, false).unwrap();
+        let key = generate(&dir.path().join("acme"), Password::None, false).unwrap();
         assert!(!key.encrypted);
         #[cfg(unix)]
         {
@@ -255,7 +281,7 @@ mod tests {
         assert_eq!(read_public_key(&key.public_path).unwrap(), key.public_key);
         assert_eq!(public_key_id(&key.public_key).unwrap(), key.key_id);
 
-        let signer = SigningKey::load(&key.secret_path, None).unwrap();
+        let signer = SigningKey::load(&key.secret_path, Password::None).unwrap();
         assert_eq!(signer.key_id(), key.key_id);
         let sig = signer.sign(b"hello", "qiao-package id=x version=0.1.0").unwrap();
         assert_eq!(signature_key_id(&sig).unwrap(), key.key_id);
@@ -264,23 +290,23 @@ mod tests {
         let err = verify(&key.public_key, b"hellO", &sig).unwrap_err();
         assert!(err.contains("differs"), "{err}");
 
-        let other = generate(&dir.path().join("other"), None, false).unwrap();
+        let other = generate(&dir.path().join("other"), Password::None, false).unwrap();
         assert_eq!(verify(&other.public_key, b"hello", &sig).unwrap_err(), "it was made with another key");
-        assert!(generate(&dir.path().join("acme"), None, false).is_err(), "no silent overwrite");
+        assert!(generate(&dir.path().join("acme"), Password::None, false).is_err(), "no silent overwrite");
         assert!(!format!("{signer:?}").contains(&key.public_key));
     }
 
     #[test]
     fn password_protected_keys_need_the_password() {
         let dir = tempfile::tempdir().unwrap();
-        let key = generate(&dir.path().join("pw"), Some("s3cret pass".into()), false).unwrap();
+        let key = generate(&dir.path().join("pw"), Password::Given("s3cret pass".into()), false).unwrap();
         assert!(key.encrypted);
         assert!(is_encrypted(&key.secret_path).unwrap());
-        let missing = SigningKey::load(&key.secret_path, None).unwrap_err().to_string();
+        let missing = SigningKey::load(&key.secret_path, Password::None).unwrap_err().to_string();
         assert!(missing.contains("password-protected"), "{missing}");
-        let wrong = SigningKey::load(&key.secret_path, Some("nope".into())).unwrap_err().to_string();
+        let wrong = SigningKey::load(&key.secret_path, Password::Given("nope".into())).unwrap_err().to_string();
         assert!(wrong.contains("wrong password"), "{wrong}");
-        let signer = SigningKey::load(&key.secret_path, Some("s3cret pass".into())).unwrap();
+        let signer = SigningKey::load(&key.secret_path, Password::Given("s3cret pass".into())).unwrap();
         let sig = signer.sign(b"data", "c").unwrap();
         assert!(verify(&key.public_key, b"data", &sig).is_ok());
     }

@@ -179,8 +179,8 @@ mod tests {
     #[test]
     fn signatures_bind_id_version_and_digest() {
         let dir = tempfile::tempdir().unwrap();
-        let key = keys::generate(&dir.path().join("k"), None, false).unwrap();
-        let signer = keys::SigningKey::load(&key.secret_path, None).unwrap();
+        let key = keys::generate(&dir.path().join("k"), keys::Password::None, false).unwrap();
+        let signer = keys::SigningKey::load(&key.secret_path, keys::Password::None).unwrap();
         let bytes = write(&manifest(), b"\0asm", "").unwrap();
         let sig = signer.sign(&bytes, &signature_comment("acme-echo", "0.1.0", &crate::sha256_hex(&bytes))).unwrap();
         verify_signature("acme-echo", "0.1.0", &bytes, &sig, &key.public_key).unwrap();
