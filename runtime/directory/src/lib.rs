@@ -72,6 +72,13 @@ pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
         .map_err(|e| Error::io(format!("create a temporary file in {}", dir.display()), e))?;
     tmp.write_all(bytes).map_err(|e| Error::io(format!("write {}", path.display()), e))?;
     tmp.as_file().sync_all().map_err(|e| Error::io(format!("write {}", path.display()), e))?;
+    // Temporary files are created 0600; published files are meant to be read (and served).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let readable = std::fs::Permissions::from_mode(0o644);
+        tmp.as_file().set_permissions(readable).map_err(|e| Error::io(format!("write {}", path.display()), e))?;
+    }
     tmp.persist(path).map_err(|e| Error::io(format!("write {}", path.display()), e.error))?;
     Ok(())
 }
