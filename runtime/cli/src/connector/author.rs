@@ -29,8 +29,9 @@ pub fn build(dir: &Path) -> Result<PathBuf> {
         if cargo_toml.lines().any(|l| l.trim() == "[profile.connector]") { "--profile=connector" } else { "--release" };
     let mut child = cargo()
         .args(["build", "--lib", "--target", "wasm32-wasip2", profile, "--message-format=json-render-diagnostics"])
-        .arg("--manifest-path")
-        .arg(&manifest_path)
+        .args(["--manifest-path", "Cargo.toml"])
+        // From the crate's folder, so rustup honours its rust-toolchain.toml.
+        .current_dir(dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
