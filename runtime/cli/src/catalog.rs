@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use qiao_contract::ConnectorInfo;
-use qiao_flow::{ConnectorCatalog, StaticCatalog};
 use qiao_directory::lock::LockFile;
+use qiao_flow::{ConnectorCatalog, StaticCatalog};
 use qiao_host::{Connector, ConnectorPolicy, Runtime, RuntimeConfig};
 use semver::VersionReq;
 
@@ -271,15 +271,20 @@ impl ConnectorCatalog for Locked<'_> {
         let Some(pin) = self.lock.connectors.get(name) else {
             return Err(format!("connector \"{name}\" is not pinned in {lock}; {relock}"));
         };
-        let version = semver::Version::parse(&pin.version).map_err(|e| format!("{lock}: {name} {}: {e}", pin.version))?;
+        let version = semver::Version::parse(&pin.version)
+            .map_err(|e| format!("{lock}: {name} {}: {e}", pin.version))?;
         if let Some(req) = req
             && !req.matches(&version)
         {
             return Err(format!("{lock} pins {name} {version}, which does not satisfy {req}; {relock}"));
         }
-        let Some(found) = self.catalog.connectors.iter().find(|f| f.info().id == name && f.info().version == pin.version)
+        let Some(found) =
+            self.catalog.connectors.iter().find(|f| f.info().id == name && f.info().version == pin.version)
         else {
-            return Err(format!("{lock} pins {name} {version}, which is not installed; {}", self.catalog.searched_text()));
+            return Err(format!(
+                "{lock} pins {name} {version}, which is not installed; {}",
+                self.catalog.searched_text()
+            ));
         };
         if found.connector.sha256() != pin.sha256 {
             return Err(format!(

@@ -129,16 +129,23 @@ pub async fn run(cmd: DirectoryCommand, state: &Path) -> Result<()> {
             let serial = d.build(&key, signing.expires()?)?;
             println!("created directory {name} in {} (serial {serial})", dir.display());
             println!("directory key {} — admins trust it with, in $QIAO_HOME/config.yaml:", key.key_id());
-            println!("directories:\n  - name: {name}\n    url: <where DIR is served, or its path>\n    key: {}", key.public_key());
+            println!(
+                "directories:\n  - name: {name}\n    url: <where DIR is served, or its path>\n    key: {}",
+                key.public_key()
+            );
             Ok(())
         }
         DirectoryCommand::Add { dir, packages, publisher_key } => {
             let mut d = Directory::open(&dir)?;
             for path in &packages {
-                let bytes = std::fs::read(path).with_context(|| format!("failed to read {}", path.display()))?;
+                let bytes =
+                    std::fs::read(path).with_context(|| format!("failed to read {}", path.display()))?;
                 let sig_path = author::signature_path(path);
                 let signature = std::fs::read_to_string(&sig_path).with_context(|| {
-                    format!("failed to read the signature {} (sign with `qiao connector sign`)", sig_path.display())
+                    format!(
+                        "failed to read the signature {} (sign with `qiao connector sign`)",
+                        sig_path.display()
+                    )
                 })?;
                 if let Some(pk) = &publisher_key {
                     let pkg = qiao_directory::package::read(&bytes)?;
@@ -155,18 +162,28 @@ pub async fn run(cmd: DirectoryCommand, state: &Path) -> Result<()> {
             Ok(())
         }
         DirectoryCommand::Yank { dir, target, reason, undo } => {
-            let Some((id, version)) = target.split_once('@') else { bail!("expected ID@VERSION, got {target:?}") };
+            let Some((id, version)) = target.split_once('@') else {
+                bail!("expected ID@VERSION, got {target:?}")
+            };
             let mut d = Directory::open(&dir)?;
             d.yank(id, version.trim_start_matches('='), !undo, reason)?;
             d.save()?;
-            println!("{} {id} {version}; run `qiao directory build` to publish", if undo { "restored" } else { "yanked" });
+            println!(
+                "{} {id} {version}; run `qiao directory build` to publish",
+                if undo { "restored" } else { "yanked" }
+            );
             Ok(())
         }
         DirectoryCommand::Build { dir, signing } => {
             let key = signing.key()?;
             let mut d = Directory::open(&dir)?;
             let serial = d.build(&key, signing.expires()?)?;
-            println!("signed index of {} with key {}: serial {serial}, expires {}", d.draft.name, key.key_id(), d.draft.expires);
+            println!(
+                "signed index of {} with key {}: serial {serial}, expires {}",
+                d.draft.name,
+                key.key_id(),
+                d.draft.expires
+            );
             Ok(())
         }
         DirectoryCommand::FirstParty(args) => first_party(args, state).await,
@@ -192,8 +209,11 @@ fn first_party_wasm(name: &str, root: &Path, wasm_dir: &Path, no_build: bool) ->
     if !status.success() {
         bail!("cargo build -p {crate_name} failed");
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(|d| root.join(d)).unwrap_or_else(|| root.join("target"));
-    let wasm = target.join("wasm32-wasip2/connector").join(format!("qiao_connector_{}.wasm", name.replace('-', "_")));
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map(|d| root.join(d)).unwrap_or_else(|| root.join("target"));
+    let wasm = target
+        .join("wasm32-wasip2/connector")
+        .join(format!("qiao_connector_{}.wasm", name.replace('-', "_")));
     if !wasm.is_file() {
         bail!("cargo built no component at {}", wasm.display());
     }
@@ -203,7 +223,10 @@ fn first_party_wasm(name: &str, root: &Path, wasm_dir: &Path, no_build: bool) ->
 async fn first_party(args: FirstPartyArgs, state: &Path) -> Result<()> {
     let root = args.source.clone().unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."));
     let wasm_dir = args.wasm_dir.clone().unwrap_or_else(|| {
-        std::env::var_os("CARGO_TARGET_DIR").map(|d| root.join(d)).unwrap_or_else(|| root.join("target")).join("connectors")
+        std::env::var_os("CARGO_TARGET_DIR")
+            .map(|d| root.join(d))
+            .unwrap_or_else(|| root.join("target"))
+            .join("connectors")
     });
     let dir_key = args.signing.key()?;
     let publisher = SigningKey::load(&args.publisher_key, args.signing.password.password()?)?;

@@ -90,8 +90,18 @@ impl Lab {
     /// Packs a built component as publisher `acme`, signs it with `keys/KEY.key`, adds it to
     /// the directory; returns the package path.
     fn publish(&self, component: &Path, key: &str) -> PathBuf {
-        let out = self.ok(&["connector", "pack", "--wasm", path(component), "--publisher", "acme", "--out", "pkgs"]);
-        let pkg = out.lines().find_map(|l| l.trim().split_whitespace().next().filter(|w| w.ends_with(".qpkg"))).unwrap();
+        let out = self.ok(&[
+            "connector",
+            "pack",
+            "--wasm",
+            path(component),
+            "--publisher",
+            "acme",
+            "--out",
+            "pkgs",
+        ]);
+        let pkg =
+            out.lines().find_map(|l| l.split_whitespace().next().filter(|w| w.ends_with(".qpkg"))).unwrap();
         let pkg = self.path(pkg);
         self.sign_and_add(&pkg, key);
         pkg
@@ -237,7 +247,11 @@ fn greet(lab: &Lab) -> (u64, u64) {
 
 fn set_crate_version(dir: &Path, version: &str) {
     let path = dir.join("Cargo.toml");
-    let text = std::fs::read_to_string(&path).unwrap().replacen("version = \"0.1.0\"", &format!("version = \"{version}\""), 1);
+    let text = std::fs::read_to_string(&path).unwrap().replacen(
+        "version = \"0.1.0\"",
+        &format!("version = \"{version}\""),
+        1,
+    );
     std::fs::write(&path, text).unwrap();
 }
 
@@ -249,7 +263,8 @@ fn publish_install_run_upgrade_rollback_remove() {
     assert_eq!(code, 1);
     assert!(err.contains("a secret key needs a password"), "{err}");
     let secret = lab.path("keys/author.key");
-    let (code, out, err) = run(lab.qiao().args(["key", "generate", "keys/author"]).env("QIAO_KEY_PASSWORD", "s3cret"));
+    let (code, out, err) =
+        run(lab.qiao().args(["key", "generate", "keys/author"]).env("QIAO_KEY_PASSWORD", "s3cret"));
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("password-protected") && !out.contains("s3cret"), "{out}");
     #[cfg(unix)]
@@ -279,13 +294,20 @@ fn publish_install_run_upgrade_rollback_remove() {
     };
     let out = pack(&lab);
     assert!(out.contains("packed acme-echo 0.1.0 (WIT 0.1.0, publisher acme)"), "{out}");
-    let (code, _, err) = lab.run(&["connector", "sign", "dist/acme-echo-0.1.0.qpkg", "--key", "keys/author.key"]);
+    let (code, _, err) =
+        lab.run(&["connector", "sign", "dist/acme-echo-0.1.0.qpkg", "--key", "keys/author.key"]);
     assert_eq!(code, 1);
     assert!(err.contains("is password-protected: give the password"), "{err}");
     let sign = |version: &str| {
         let (code, out, err) = run(lab
             .qiao()
-            .args(["connector", "sign", &format!("dist/acme-echo-{version}.qpkg"), "--key", "keys/author.key"])
+            .args([
+                "connector",
+                "sign",
+                &format!("dist/acme-echo-{version}.qpkg"),
+                "--key",
+                "keys/author.key",
+            ])
             .env("QIAO_KEY_PASSWORD", "s3cret"));
         assert_eq!(code, 0, "{out}{err}");
     };
@@ -295,8 +317,18 @@ fn publish_install_run_upgrade_rollback_remove() {
     lab.ok(&["directory", "add", "site", "dist/acme-echo-0.1.0.qpkg", "--publisher-key", "keys/author.pub"]);
     lab.build();
     lab.ok(&[
-        "directory", "first-party", "site", "--key", "keys/dir.key", "--publisher-key", "keys/acme.key",
-        "--only", "http", "--no-build", "--wasm-dir", path(&built_dir()),
+        "directory",
+        "first-party",
+        "site",
+        "--key",
+        "keys/dir.key",
+        "--publisher-key",
+        "keys/acme.key",
+        "--only",
+        "http",
+        "--no-build",
+        "--wasm-dir",
+        path(&built_dir()),
     ]);
     let search: Value = serde_json::from_str(&lab.ok(&["connector", "search", "--json"])).unwrap();
     let ids: Vec<&str> = search.as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
@@ -312,9 +344,10 @@ fn publish_install_run_upgrade_rollback_remove() {
     assert!(out.contains("  - outbound HTTP to {config.base_url}"), "{out}");
     assert!(out.contains("  - private and loopback network addresses"), "{out}");
     assert!(lab.home().join("connectors/acme-echo/0.1.0/connector.wasm").is_file());
-    let receipt: Value =
-        serde_json::from_slice(&std::fs::read(lab.home().join("connectors/acme-echo/0.1.0/install.json")).unwrap())
-            .unwrap();
+    let receipt: Value = serde_json::from_slice(
+        &std::fs::read(lab.home().join("connectors/acme-echo/0.1.0/install.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!((&receipt["directory"], &receipt["publisher"]), (&"lab".into(), &"acme".into()));
     assert!(lab.ok(&["connector", "install", "acme-echo"]).contains("acme-echo 0.1.0 is already installed"));
 
@@ -375,7 +408,11 @@ fn a_tampered_package_is_refused() {
         v["sha256"] = qiao_directory::sha256_hex(&bytes).into();
     });
     lab.build();
-    assert_refused(&lab, "http", "publisher signature of http 0.1.0 does not verify: the signed content differs");
+    assert_refused(
+        &lab,
+        "http",
+        "publisher signature of http 0.1.0 does not verify: the signed content differs",
+    );
 }
 
 #[test]
@@ -407,7 +444,9 @@ fn an_unknown_publisher_key_is_refused() {
     assert_refused(
         &lab,
         "http",
-        &format!("http 0.1.0 is signed by key {rogue_id}, which is not a key of publisher \"acme\": unknown publisher key"),
+        &format!(
+            "http 0.1.0 is signed by key {rogue_id}, which is not a key of publisher \"acme\": unknown publisher key"
+        ),
     );
 }
 
@@ -542,7 +581,11 @@ fn a_directory_that_is_down_is_refused() {
     let port = closed.local_addr().unwrap().port();
     drop(closed);
     lab.trust(&format!("http://127.0.0.1:{port}/"));
-    assert_refused(&lab, "http", &format!("directory \"lab\" is unreachable at http://127.0.0.1:{port}/index.json"));
+    assert_refused(
+        &lab,
+        "http",
+        &format!("directory \"lab\" is unreachable at http://127.0.0.1:{port}/index.json"),
+    );
     // A folder directory that is gone.
     lab.trust(path(&lab.path("nowhere")));
     assert_refused(&lab, "http", "directory \"lab\" is unreachable at");
@@ -552,7 +595,8 @@ fn a_directory_that_is_down_is_refused() {
 fn installing_needs_approval_without_a_terminal() {
     let (lab, _) = lab_with_http();
     let before = lab.installed();
-    let (code, out, err) = run(lab.qiao().args(["connector", "install", "http"]).stdin(std::process::Stdio::null()));
+    let (code, out, err) =
+        run(lab.qiao().args(["connector", "install", "http"]).stdin(std::process::Stdio::null()));
     assert_eq!(code, 1);
     assert!(out.contains("http 0.1.0 from directory \"lab\" (publisher acme"), "{out}");
     assert!(out.contains("  - outbound HTTP to {config.base_url}"), "{out}");

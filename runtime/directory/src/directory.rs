@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 
-use crate::index::{self, ConnectorEntry, Index, Publisher, VersionEntry};
+use crate::index::{self, ConnectorEntry, Index, VersionEntry};
 use crate::keys::{self, SigningKey};
 use crate::package::{self, SIGNATURE_EXTENSION};
 use crate::{Error, Result};
@@ -52,7 +52,8 @@ impl Directory {
             return Err(Error::Invalid(format!("{} already holds a directory", root.display())));
         }
         let packages = root.join(PACKAGES_DIR);
-        std::fs::create_dir_all(&packages).map_err(|e| Error::io(format!("create {}", packages.display()), e))?;
+        std::fs::create_dir_all(&packages)
+            .map_err(|e| Error::io(format!("create {}", packages.display()), e))?;
         let dir = Directory { root: root.to_path_buf(), draft: Index::new(name) };
         dir.save()?;
         Ok(dir)
@@ -85,7 +86,7 @@ impl Directory {
     pub fn add_publisher_key(&mut self, publisher: &str, public_key: &str) -> Result<()> {
         crate::check_id("publisher id", publisher)?;
         keys::public_key_id(public_key)?;
-        let entry = self.draft.publishers.entry(publisher.to_string()).or_insert_with(Publisher::default);
+        let entry = self.draft.publishers.entry(publisher.to_string()).or_default();
         if !entry.keys.iter().any(|k| k == public_key) {
             entry.keys.push(public_key.to_string());
         }
@@ -96,7 +97,11 @@ impl Directory {
     /// its manifest claims, and that the signature is by one of its publisher's keys; copies
     /// the package and signature into `packages/`; records the version in the draft. A
     /// version already present with other bytes is refused (versions are immutable).
-    pub fn add(&mut self, package_bytes: &[u8], signature: &str) -> Result<(crate::manifest::Manifest, Added)> {
+    pub fn add(
+        &mut self,
+        package_bytes: &[u8],
+        signature: &str,
+    ) -> Result<(crate::manifest::Manifest, Added)> {
         let pkg = package::read(package_bytes)?;
         let m = &pkg.manifest;
         let component_wit = crate::wit::component_version(&pkg.wasm)?;
@@ -115,16 +120,15 @@ impl Directory {
                 m.publisher
             ))
         })?;
-        let key = publisher
-            .keys
-            .iter()
-            .find(|k| keys::public_key_id(k).is_ok_and(|id| id == key_id))
-            .ok_or_else(|| Error::UnknownKey {
-                id: m.id.clone(),
-                version: m.version.clone(),
-                publisher: m.publisher.clone(),
-                key_id: key_id.clone(),
-            })?;
+        let key =
+            publisher.keys.iter().find(|k| keys::public_key_id(k).is_ok_and(|id| id == key_id)).ok_or_else(
+                || Error::UnknownKey {
+                    id: m.id.clone(),
+                    version: m.version.clone(),
+                    publisher: m.publisher.clone(),
+                    key_id: key_id.clone(),
+                },
+            )?;
         package::verify_signature(&m.id, &m.version, package_bytes, signature, key)?;
         if let Some(existing) = self.draft.connectors.get(&m.id) {
             if existing.publisher != m.publisher {
@@ -145,7 +149,8 @@ impl Directory {
         }
         let file = package::file_name(&m.id, &m.version);
         let packages = self.root.join(PACKAGES_DIR);
-        std::fs::create_dir_all(&packages).map_err(|e| Error::io(format!("create {}", packages.display()), e))?;
+        std::fs::create_dir_all(&packages)
+            .map_err(|e| Error::io(format!("create {}", packages.display()), e))?;
         crate::write_atomic(&packages.join(&file), package_bytes)?;
         crate::write_atomic(&packages.join(format!("{file}.{SIGNATURE_EXTENSION}")), signature.as_bytes())?;
         let entry = VersionEntry {

@@ -36,7 +36,9 @@ pub enum Error {
         message: String,
     },
     /// The index expired (a stale or frozen mirror).
-    #[error("the index of directory {directory:?} expired at {expires}; the directory must re-sign it (`qiao directory build`)")]
+    #[error(
+        "the index of directory {directory:?} expired at {expires}; the directory must re-sign it (`qiao directory build`)"
+    )]
     IndexExpired {
         /// The directory's configured name.
         directory: String,
@@ -44,7 +46,9 @@ pub enum Error {
         expires: String,
     },
     /// The index is older than one seen before (a rollback attack or a stale mirror).
-    #[error("the index of directory {directory:?} has serial {serial}, lower than serial {seen} seen before: refusing a rolled-back index")]
+    #[error(
+        "the index of directory {directory:?} has serial {serial}, lower than serial {seen} seen before: refusing a rolled-back index"
+    )]
     Rollback {
         /// The directory's configured name.
         directory: String,
@@ -91,7 +95,9 @@ pub enum Error {
         got: String,
     },
     /// The package was signed by a key its publisher does not list.
-    #[error("{id} {version} is signed by key {key_id}, which is not a key of publisher {publisher:?}: unknown publisher key")]
+    #[error(
+        "{id} {version} is signed by key {key_id}, which is not a key of publisher {publisher:?}: unknown publisher key"
+    )]
     UnknownKey {
         /// The connector.
         id: String,
@@ -113,7 +119,9 @@ pub enum Error {
         message: String,
     },
     /// The component was built against a WIT version this runtime cannot load.
-    #[error("{id} {version} is built against WIT qiao:connector@{wit}, which this runtime (qiao:connector@{host}) cannot load: incompatible WIT version")]
+    #[error(
+        "{id} {version} is built against WIT qiao:connector@{wit}, which this runtime (qiao:connector@{host}) cannot load: incompatible WIT version"
+    )]
     Wit {
         /// The connector.
         id: String,

@@ -27,7 +27,8 @@ impl Location {
     /// A directory location from config: `http(s)://…`, `file://…`, or a path.
     pub fn parse(text: &str) -> Result<Location> {
         if text.starts_with("http://") || text.starts_with("https://") {
-            let mut url = url::Url::parse(text).map_err(|e| Error::Invalid(format!("invalid URL {text:?}: {e}")))?;
+            let mut url =
+                url::Url::parse(text).map_err(|e| Error::Invalid(format!("invalid URL {text:?}: {e}")))?;
             if !url.path().ends_with('/') {
                 url.set_path(&format!("{}/", url.path()));
             }
@@ -37,7 +38,9 @@ impl Location {
             return Ok(Location::Path(PathBuf::from(path)));
         }
         if text.contains("://") {
-            return Err(Error::Invalid(format!("unsupported directory URL {text:?}: use http(s):// or a path")));
+            return Err(Error::Invalid(format!(
+                "unsupported directory URL {text:?}: use http(s):// or a path"
+            )));
         }
         Ok(Location::Path(PathBuf::from(text)))
     }
@@ -113,14 +116,18 @@ impl Fetcher {
                 if len > limit {
                     return Err(FetchError::Bad(format!("{} is larger than {limit} bytes", path.display())));
                 }
-                let bytes = std::fs::read(path).map_err(|e| FetchError::Unreachable(format!("{}: {e}", path.display())))?;
+                let bytes = std::fs::read(path)
+                    .map_err(|e| FetchError::Unreachable(format!("{}: {e}", path.display())))?;
                 progress(bytes.len() as u64, Some(len));
                 Ok(bytes)
             }
             Location::Url(url) => {
-                let mut response = self.client.get(url.clone()).send().await.map_err(|e| {
-                    FetchError::Unreachable(one_line(&error_chain(&e)))
-                })?;
+                let mut response = self
+                    .client
+                    .get(url.clone())
+                    .send()
+                    .await
+                    .map_err(|e| FetchError::Unreachable(one_line(&error_chain(&e))))?;
                 let status = response.status();
                 if !status.is_success() {
                     return Err(FetchError::Bad(format!("{url} answered HTTP {status}")));
@@ -132,10 +139,13 @@ impl Fetcher {
                 let mut bytes = Vec::with_capacity(total.unwrap_or(0).min(limit) as usize);
                 progress(0, total);
                 loop {
-                    let chunk = response
-                        .chunk()
-                        .await
-                        .map_err(|e| FetchError::Bad(format!("download of {url} broke off after {} bytes: {}", bytes.len(), one_line(&error_chain(&e)))))?;
+                    let chunk = response.chunk().await.map_err(|e| {
+                        FetchError::Bad(format!(
+                            "download of {url} broke off after {} bytes: {}",
+                            bytes.len(),
+                            one_line(&error_chain(&e))
+                        ))
+                    })?;
                     let Some(chunk) = chunk else { break };
                     if (bytes.len() + chunk.len()) as u64 > limit {
                         return Err(FetchError::Bad(format!("{url} is larger than {limit} bytes")));

@@ -137,16 +137,16 @@ impl Index {
 
     /// Parses and validates an index.
     pub fn parse(bytes: &[u8]) -> Result<Index> {
-        let index: Index =
-            serde_json::from_slice(bytes).map_err(|e| Error::Invalid(format!("malformed directory index: {e}")))?;
+        let index: Index = serde_json::from_slice(bytes)
+            .map_err(|e| Error::Invalid(format!("malformed directory index: {e}")))?;
         index.validate()?;
         Ok(index)
     }
 
     /// The JSON text, pretty-printed.
     pub fn to_json(&self) -> Result<Vec<u8>> {
-        let mut text =
-            serde_json::to_vec_pretty(self).map_err(|e| Error::Invalid(format!("failed to write the index: {e}")))?;
+        let mut text = serde_json::to_vec_pretty(self)
+            .map_err(|e| Error::Invalid(format!("failed to write the index: {e}")))?;
         text.push(b'\n');
         Ok(text)
     }
@@ -206,7 +206,11 @@ fn check_url(url: &str) -> std::result::Result<(), String> {
     if url.starts_with("http://") || url.starts_with("https://") {
         return url::Url::parse(url).map(|_| ()).map_err(|e| format!("url {url:?} is invalid: {e}"));
     }
-    if url.contains("://") || url.starts_with('/') || url.contains('\\') || url.split('/').any(|p| p == ".." || p.is_empty()) {
+    if url.contains("://")
+        || url.starts_with('/')
+        || url.contains('\\')
+        || url.split('/').any(|p| p == ".." || p.is_empty())
+    {
         return Err(format!("url {url:?} must be relative to the index (no '..') or absolute http(s)"));
     }
     Ok(())

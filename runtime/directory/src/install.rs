@@ -54,7 +54,11 @@ impl std::str::FromStr for Request {
 
 impl std::fmt::Display for Request {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.req == VersionReq::STAR { write!(f, "{}", self.id) } else { write!(f, "{}@{}", self.id, self.req) }
+        if self.req == VersionReq::STAR {
+            write!(f, "{}", self.id)
+        } else {
+            write!(f, "{}@{}", self.id, self.req)
+        }
     }
 }
 
@@ -84,7 +88,12 @@ fn runs_here(id: &str, version: &Version, entry: &VersionEntry) -> Result<()> {
     let host = wit::host_version();
     let wit_version = crate::parse_version("WIT version", &entry.wit)?;
     if !wit::compatible(&wit_version, &host) {
-        return Err(Error::Wit { id: id.into(), version: version.to_string(), wit: entry.wit.clone(), host: host.to_string() });
+        return Err(Error::Wit {
+            id: id.into(),
+            version: version.to_string(),
+            wit: entry.wit.clone(),
+            host: host.to_string(),
+        });
     }
     check_runtime(id, &version.to_string(), &entry.runtime)
 }
@@ -94,7 +103,12 @@ fn check_runtime(id: &str, version: &str, range: &str) -> Result<()> {
         .map_err(|e| Error::Invalid(format!("{id} {version}: runtime range {range:?} is invalid: {e}")))?;
     let runtime = crate::runtime_version();
     if !req.matches(&runtime) {
-        return Err(Error::Runtime { id: id.into(), version: version.into(), range: range.into(), runtime: runtime.to_string() });
+        return Err(Error::Runtime {
+            id: id.into(),
+            version: version.into(),
+            range: range.into(),
+            runtime: runtime.to_string(),
+        });
     }
     Ok(())
 }
@@ -106,11 +120,10 @@ fn owner<'a>(indexes: &'a [VerifiedIndex], id: &str) -> Option<&'a VerifiedIndex
 }
 
 fn candidate(v: &VerifiedIndex, id: &str, version: Version, entry: &VersionEntry) -> Result<Candidate> {
-    let connector = v
-        .index
-        .connectors
-        .get(id)
-        .ok_or_else(|| Error::NotFound(format!("connector {id} is not in directory {:?}", v.directory)))?;
+    let connector =
+        v.index.connectors.get(id).ok_or_else(|| {
+            Error::NotFound(format!("connector {id} is not in directory {:?}", v.directory))
+        })?;
     let keys = v.index.publishers.get(&connector.publisher).map(|p| p.keys.clone()).unwrap_or_default();
     Ok(Candidate {
         directory: v.directory.clone(),
@@ -136,7 +149,8 @@ pub fn choose(indexes: &[VerifiedIndex], request: &Request) -> Result<Candidate>
         )));
     };
     let versions = v.index.versions(&request.id);
-    let matching: Vec<&(Version, &VersionEntry)> = versions.iter().filter(|(ver, _)| request.req.matches(ver)).collect();
+    let matching: Vec<&(Version, &VersionEntry)> =
+        versions.iter().filter(|(ver, _)| request.req.matches(ver)).collect();
     let mut first_problem = None;
     for (version, entry) in &matching {
         if entry.yanked {
@@ -179,7 +193,12 @@ pub struct Staged {
 }
 
 /// Downloads and verifies a candidate into `$QIAO_HOME/.staging/` (see the module docs).
-pub async fn stage(home: &Path, candidate: Candidate, fetcher: &Fetcher, progress: Progress<'_>) -> Result<Staged> {
+pub async fn stage(
+    home: &Path,
+    candidate: Candidate,
+    fetcher: &Fetcher,
+    progress: Progress<'_>,
+) -> Result<Staged> {
     let id = candidate.id.clone();
     let version = candidate.version.to_string();
     let entry = &candidate.entry;
@@ -190,20 +209,25 @@ pub async fn stage(home: &Path, candidate: Candidate, fetcher: &Fetcher, progres
     }
     let location = candidate.location.join(&entry.url)?;
     // One byte more than announced, so a longer answer is detected as such.
-    let bytes = fetcher.get(&location, entry.size.saturating_add(1), progress).await.map_err(|e| match e {
-        FetchError::Unreachable(message) => Error::Unreachable {
-            directory: candidate.directory.clone(),
-            url: location.to_string(),
-            message,
-        },
-        FetchError::Bad(message) if message.contains("is larger than") => Error::Size {
-            id: id.clone(),
-            version: version.clone(),
-            expected: entry.size,
-            got: entry.size + 1,
-        },
-        FetchError::Bad(message) => Error::Unreachable { directory: candidate.directory.clone(), url: location.to_string(), message },
-    })?;
+    let bytes =
+        fetcher.get(&location, entry.size.saturating_add(1), progress).await.map_err(|e| match e {
+            FetchError::Unreachable(message) => Error::Unreachable {
+                directory: candidate.directory.clone(),
+                url: location.to_string(),
+                message,
+            },
+            FetchError::Bad(message) if message.contains("is larger than") => Error::Size {
+                id: id.clone(),
+                version: version.clone(),
+                expected: entry.size,
+                got: entry.size + 1,
+            },
+            FetchError::Bad(message) => Error::Unreachable {
+                directory: candidate.directory.clone(),
+                url: location.to_string(),
+                message,
+            },
+        })?;
     if bytes.len() as u64 != entry.size {
         return Err(Error::Size { id, version, expected: entry.size, got: bytes.len() as u64 });
     }
@@ -211,8 +235,11 @@ pub async fn stage(home: &Path, candidate: Candidate, fetcher: &Fetcher, progres
     if !sha256.eq_ignore_ascii_case(&entry.sha256) {
         return Err(Error::Digest { id, version, expected: entry.sha256.clone(), got: sha256 });
     }
-    let key_id = keys::signature_key_id(&entry.signature)
-        .map_err(|e| Error::Signature { id: id.clone(), version: version.clone(), message: e.to_string() })?;
+    let key_id = keys::signature_key_id(&entry.signature).map_err(|e| Error::Signature {
+        id: id.clone(),
+        version: version.clone(),
+        message: e.to_string(),
+    })?;
     let key = candidate
         .publisher_keys
         .iter()
@@ -232,10 +259,16 @@ pub async fn stage(home: &Path, candidate: Candidate, fetcher: &Fetcher, progres
         return Err(mismatch(format!("the package holds {} {}", m.id, m.version)));
     }
     if m.publisher != candidate.publisher {
-        return Err(mismatch(format!("the package names publisher {:?}, the index {:?}", m.publisher, candidate.publisher)));
+        return Err(mismatch(format!(
+            "the package names publisher {:?}, the index {:?}",
+            m.publisher, candidate.publisher
+        )));
     }
     if m.capabilities != entry.capabilities || m.wit != entry.wit || m.runtime != entry.runtime {
-        return Err(mismatch("the package's manifest and the index disagree on capabilities, WIT version or runtime range".into()));
+        return Err(mismatch(
+            "the package's manifest and the index disagree on capabilities, WIT version or runtime range"
+                .into(),
+        ));
     }
     let component_wit = wit::component_version(&pkg.wasm).map_err(|e| mismatch(e.to_string()))?;
     let host = wit::host_version();
@@ -243,7 +276,10 @@ pub async fn stage(home: &Path, candidate: Candidate, fetcher: &Fetcher, progres
         return Err(Error::Wit { id, version, wit: component_wit.to_string(), host: host.to_string() });
     }
     if component_wit.to_string() != m.wit {
-        return Err(mismatch(format!("the manifest says WIT {} but the component uses {component_wit}", m.wit)));
+        return Err(mismatch(format!(
+            "the manifest says WIT {} but the component uses {component_wit}",
+            m.wit
+        )));
     }
     check_runtime(&id, &version, &m.runtime)?;
 
@@ -308,10 +344,14 @@ impl Staged {
         crate::write_atomic(&self.dir().join(RECEIPT_FILE), &receipt)?;
         let target = installed::version_dir(home, &self.candidate.id, &self.candidate.version);
         if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| Error::io(format!("create {}", parent.display()), e))?;
+            std::fs::create_dir_all(parent)
+                .map_err(|e| Error::io(format!("create {}", parent.display()), e))?;
         }
         if target.exists() {
-            return Err(Error::Invalid(format!("{} appeared while installing; nothing changed", target.display())));
+            return Err(Error::Invalid(format!(
+                "{} appeared while installing; nothing changed",
+                target.display()
+            )));
         }
         std::fs::rename(self.dir(), &target)
             .map_err(|e| Error::io(format!("move the staged version to {}", target.display()), e))?;
@@ -357,13 +397,22 @@ mod tests {
 
     #[test]
     fn chooses_the_newest_usable_version() {
-        let idx = indexes(&[("0.1.0", entry(false, "0.1.0")), ("0.1.1", entry(true, "0.1.0")), ("0.2.0", entry(false, "0.1.0"))]);
-        let pick = |r: &str| choose(&idx, &r.parse().unwrap()).map(|c| c.version.to_string()).map_err(|e| e.to_string());
+        let idx = indexes(&[
+            ("0.1.0", entry(false, "0.1.0")),
+            ("0.1.1", entry(true, "0.1.0")),
+            ("0.2.0", entry(false, "0.1.0")),
+        ]);
+        let pick = |r: &str| {
+            choose(&idx, &r.parse().unwrap()).map(|c| c.version.to_string()).map_err(|e| e.to_string())
+        };
         assert_eq!(pick("jira@^0.1"), Ok("0.1.0".into()), "yanked 0.1.1 is skipped");
         assert_eq!(pick("jira"), Ok("0.2.0".into()));
         assert_eq!(pick("jira@=0.1.1"), Err("jira 0.1.1 is yanked: broken paging".into()));
         let err = pick("jira@^0.3").unwrap_err();
-        assert!(err.contains("no version of jira matches ^0.3") && err.contains("available: 0.2.0, 0.1.1, 0.1.0"), "{err}");
+        assert!(
+            err.contains("no version of jira matches ^0.3") && err.contains("available: 0.2.0, 0.1.1, 0.1.0"),
+            "{err}"
+        );
         assert!(pick("dingtalk").unwrap_err().contains("not in any configured directory"));
     }
 

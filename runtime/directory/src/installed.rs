@@ -98,7 +98,8 @@ pub fn list(home: &Path) -> Result<Vec<InstalledVersion>> {
             if !dir.join(WASM_FILE).is_file() {
                 continue;
             }
-            let receipt = std::fs::read(dir.join(RECEIPT_FILE)).ok().and_then(|b| serde_json::from_slice(&b).ok());
+            let receipt =
+                std::fs::read(dir.join(RECEIPT_FILE)).ok().and_then(|b| serde_json::from_slice(&b).ok());
             out.push(InstalledVersion { id: id.clone(), version, dir, receipt });
         }
     }
@@ -125,7 +126,8 @@ pub fn remove(home: &Path, id: &str, version: &Version) -> Result<()> {
         .tempdir_in(&staging)
         .map_err(|e| Error::io(format!("create a folder in {}", staging.display()), e))?;
     let moved = trash.path().join("v");
-    std::fs::rename(&dir, &moved).map_err(|e| Error::io(format!("move {} out of the installed set", dir.display()), e))?;
+    std::fs::rename(&dir, &moved)
+        .map_err(|e| Error::io(format!("move {} out of the installed set", dir.display()), e))?;
     drop(trash);
     // Leave no empty `<id>/` behind.
     let _ = std::fs::remove_dir(home.join(CONNECTORS_DIR).join(id));

@@ -76,9 +76,12 @@ pub fn generate(base: &Path, password: Password, force: bool) -> Result<Generate
     .map_err(|e| Error::Key(format!("failed to generate a key pair: {e}")))?;
     let key_id = key_id_hex(pair.pk.keynum());
     let comment = format!("qiao secret key {key_id}");
-    let secret_box =
-        pair.sk.to_box(Some(&comment)).map_err(|e| Error::Key(format!("failed to encode the secret key: {e}")))?;
-    let public_box = pair.pk.to_box().map_err(|e| Error::Key(format!("failed to encode the public key: {e}")))?;
+    let secret_box = pair
+        .sk
+        .to_box(Some(&comment))
+        .map_err(|e| Error::Key(format!("failed to encode the secret key: {e}")))?;
+    let public_box =
+        pair.pk.to_box().map_err(|e| Error::Key(format!("failed to encode the public key: {e}")))?;
     let public_text = public_box.into_string();
     if let Some(parent) = base.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| Error::io(format!("create {}", parent.display()), e))?;
@@ -304,7 +307,8 @@ mod tests {
         assert!(is_encrypted(&key.secret_path).unwrap());
         let missing = SigningKey::load(&key.secret_path, Password::None).unwrap_err().to_string();
         assert!(missing.contains("password-protected"), "{missing}");
-        let wrong = SigningKey::load(&key.secret_path, Password::Given("nope".into())).unwrap_err().to_string();
+        let wrong =
+            SigningKey::load(&key.secret_path, Password::Given("nope".into())).unwrap_err().to_string();
         assert!(wrong.contains("wrong password"), "{wrong}");
         let signer = SigningKey::load(&key.secret_path, Password::Given("s3cret pass".into())).unwrap();
         let sig = signer.sign(b"data", "c").unwrap();

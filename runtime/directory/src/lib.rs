@@ -77,7 +77,9 @@ pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     {
         use std::os::unix::fs::PermissionsExt;
         let readable = std::fs::Permissions::from_mode(0o644);
-        tmp.as_file().set_permissions(readable).map_err(|e| Error::io(format!("write {}", path.display()), e))?;
+        tmp.as_file()
+            .set_permissions(readable)
+            .map_err(|e| Error::io(format!("write {}", path.display()), e))?;
     }
     tmp.persist(path).map_err(|e| Error::io(format!("write {}", path.display()), e.error))?;
     Ok(())

@@ -95,7 +95,9 @@ struct Registry {
 fn read_registry(home: &Path) -> Result<Registry> {
     let path = home.join(REGISTRY_FILE);
     match std::fs::read(&path) {
-        Ok(b) => serde_json::from_slice(&b).map_err(|e| Error::Invalid(format!("invalid {}: {e}", path.display()))),
+        Ok(b) => {
+            serde_json::from_slice(&b).map_err(|e| Error::Invalid(format!("invalid {}: {e}", path.display())))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Registry::default()),
         Err(e) => Err(Error::io(format!("read {}", path.display()), e)),
     }

@@ -190,7 +190,10 @@ impl AuthorManifest {
         if problems.is_empty() {
             Ok(manifest)
         } else {
-            Err(Error::Invalid(format!("{MANIFEST_FILE} does not fit the component: {}", problems.join("; "))))
+            Err(Error::Invalid(format!(
+                "{MANIFEST_FILE} does not fit the component: {}",
+                problems.join("; ")
+            )))
         }
     }
 }
@@ -206,7 +209,8 @@ impl Manifest {
 
     /// The YAML text.
     pub fn to_yaml(&self) -> Result<String> {
-        serde_saphyr::to_string(self).map_err(|e| Error::Invalid(format!("failed to write {MANIFEST_FILE}: {e}")))
+        serde_saphyr::to_string(self)
+            .map_err(|e| Error::Invalid(format!("failed to write {MANIFEST_FILE}: {e}")))
     }
 
     /// The parsed version.
@@ -231,7 +235,10 @@ impl Manifest {
         crate::check_id("publisher id", &self.publisher)?;
         let v = self.semver()?;
         if v.to_string() != self.version {
-            return Err(Error::Invalid(format!("manifest version {:?} is not in canonical form", self.version)));
+            return Err(Error::Invalid(format!(
+                "manifest version {:?} is not in canonical form",
+                self.version
+            )));
         }
         self.wit_version()?;
         self.runtime_range()?;
@@ -241,11 +248,8 @@ impl Manifest {
     /// Checks the manifest against the component's own description: same id, version,
     /// operations and config schema, and no host the component does not declare.
     pub fn check_against(&self, info: &ConnectorInfo) -> Result<()> {
-        let mismatch = |message: String| Error::Mismatch {
-            id: self.id.clone(),
-            version: self.version.clone(),
-            message,
-        };
+        let mismatch =
+            |message: String| Error::Mismatch { id: self.id.clone(), version: self.version.clone(), message };
         if info.id != self.id || info.version != self.version {
             return Err(mismatch(format!(
                 "the component describes itself as {} {}, not as the manifest says",
@@ -267,8 +271,11 @@ impl Manifest {
                 what: format!("host{} {}", if extra.len() == 1 { "" } else { "s" }, extra.join(", ")),
             });
         }
-        let ops: Vec<ManifestOperation> =
-            info.operations.iter().map(|o| ManifestOperation { name: o.name.clone(), kind: o.kind }).collect();
+        let ops: Vec<ManifestOperation> = info
+            .operations
+            .iter()
+            .map(|o| ManifestOperation { name: o.name.clone(), kind: o.kind })
+            .collect();
         if ops != self.operations {
             return Err(mismatch("the manifest's operations differ from the component's".into()));
         }
@@ -337,7 +344,10 @@ pub(crate) mod tests {
         };
         let err = author.complete(&info(), &Version::new(0, 1, 0)).unwrap_err().to_string();
         assert!(err.contains("version 0.2.0 differs from the component's version 0.1.0"), "{err}");
-        assert!(err.contains("requests host \"evil.example.com\" that the component does not declare"), "{err}");
+        assert!(
+            err.contains("requests host \"evil.example.com\" that the component does not declare"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -182,7 +182,9 @@ mod tests {
         let key = keys::generate(&dir.path().join("k"), keys::Password::None, false).unwrap();
         let signer = keys::SigningKey::load(&key.secret_path, keys::Password::None).unwrap();
         let bytes = write(&manifest(), b"\0asm", "").unwrap();
-        let sig = signer.sign(&bytes, &signature_comment("acme-echo", "0.1.0", &crate::sha256_hex(&bytes))).unwrap();
+        let sig = signer
+            .sign(&bytes, &signature_comment("acme-echo", "0.1.0", &crate::sha256_hex(&bytes)))
+            .unwrap();
         verify_signature("acme-echo", "0.1.0", &bytes, &sig, &key.public_key).unwrap();
         let err = verify_signature("acme-echo", "0.2.0", &bytes, &sig, &key.public_key).unwrap_err();
         assert!(err.to_string().contains("made for another package"), "{err}");

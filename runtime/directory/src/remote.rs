@@ -47,14 +47,17 @@ pub async fn fetch_index(home: &Path, config: &DirectoryConfig, fetcher: &Fetche
     let index_loc = location.join(index::INDEX_FILE)?;
     let sig_loc = location.join(index::SIGNATURE_FILE)?;
     let fetch_err = |loc: &Location, e: FetchError| match e {
-        FetchError::Unreachable(message) => Error::Unreachable {
-            directory: config.name.clone(),
-            url: loc.to_string(),
-            message,
-        },
-        FetchError::Bad(message) => Error::Unreachable { directory: config.name.clone(), url: loc.to_string(), message },
+        FetchError::Unreachable(message) => {
+            Error::Unreachable { directory: config.name.clone(), url: loc.to_string(), message }
+        }
+        FetchError::Bad(message) => {
+            Error::Unreachable { directory: config.name.clone(), url: loc.to_string(), message }
+        }
     };
-    let bytes = fetcher.get(&index_loc, index::MAX_INDEX_BYTES, &mut |_, _| {}).await.map_err(|e| fetch_err(&index_loc, e))?;
+    let bytes = fetcher
+        .get(&index_loc, index::MAX_INDEX_BYTES, &mut |_, _| {})
+        .await
+        .map_err(|e| fetch_err(&index_loc, e))?;
     let signature = fetcher.get(&sig_loc, 4096, &mut |_, _| {}).await.map_err(|e| fetch_err(&sig_loc, e))?;
     let signature = String::from_utf8(signature).map_err(|_| Error::IndexSignature {
         directory: config.name.clone(),
@@ -66,7 +69,13 @@ pub async fn fetch_index(home: &Path, config: &DirectoryConfig, fetcher: &Fetche
 }
 
 /// Verifies index bytes and signature against the trusted key and checks the expiry.
-pub fn verify_index(directory: &str, key: &str, bytes: &[u8], signature: &str, now: Timestamp) -> Result<Index> {
+pub fn verify_index(
+    directory: &str,
+    key: &str,
+    bytes: &[u8],
+    signature: &str,
+    now: Timestamp,
+) -> Result<Index> {
     let sig_err = |message: String| Error::IndexSignature { directory: directory.into(), message };
     let comment = keys::verify(key, bytes, signature).map_err(sig_err)?;
     let index = Index::parse(bytes)?;
@@ -117,7 +126,11 @@ pub fn check_serial(home: &Path, directory: &str, serial: u64, sha256: &str) -> 
 }
 
 /// Fetches every configured directory's index; the first failure stops.
-pub async fn fetch_all(home: &Path, dirs: &[DirectoryConfig], fetcher: &Fetcher) -> Result<Vec<VerifiedIndex>> {
+pub async fn fetch_all(
+    home: &Path,
+    dirs: &[DirectoryConfig],
+    fetcher: &Fetcher,
+) -> Result<Vec<VerifiedIndex>> {
     let mut out = Vec::new();
     for d in dirs {
         out.push(fetch_index(home, d, fetcher).await?);

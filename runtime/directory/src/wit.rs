@@ -48,9 +48,13 @@ pub fn component_version(wasm: &[u8]) -> Result<Version> {
         return Err(Error::Invalid(format!("the component does not export {WIT_PACKAGE}/handler")));
     }
     match versions.as_slice() {
-        [one] => Version::parse(one)
-            .map_err(|e| Error::Invalid(format!("component WIT version {one:?} is not a semantic version: {e}"))),
-        many => Err(Error::Invalid(format!("the component names several {WIT_PACKAGE} versions: {}", many.join(", ")))),
+        [one] => Version::parse(one).map_err(|e| {
+            Error::Invalid(format!("component WIT version {one:?} is not a semantic version: {e}"))
+        }),
+        many => Err(Error::Invalid(format!(
+            "the component names several {WIT_PACKAGE} versions: {}",
+            many.join(", ")
+        ))),
     }
 }
 
@@ -62,13 +66,17 @@ fn top_level_names(wasm: &[u8]) -> Result<Vec<(String, bool)>> {
     let mut names = Vec::new();
     loop {
         let (payload, consumed) = match parser.parse(rest, true).map_err(bad)? {
-            Chunk::NeedMoreData(_) => return Err(Error::Invalid("not a valid Wasm component: truncated".into())),
+            Chunk::NeedMoreData(_) => {
+                return Err(Error::Invalid("not a valid Wasm component: truncated".into()));
+            }
             Chunk::Parsed { consumed, payload } => (payload, consumed),
         };
         rest = rest.get(consumed..).unwrap_or_default();
         match payload {
             Payload::Version { encoding, .. } if encoding != Encoding::Component => {
-                return Err(Error::Invalid("a core Wasm module, not a component: build for wasm32-wasip2".into()));
+                return Err(Error::Invalid(
+                    "a core Wasm module, not a component: build for wasm32-wasip2".into(),
+                ));
             }
             Payload::ComponentImportSection(reader) => {
                 for import in reader {
@@ -80,7 +88,8 @@ fn top_level_names(wasm: &[u8]) -> Result<Vec<(String, bool)>> {
                     names.push((export.map_err(bad)?.name.name.to_string(), true));
                 }
             }
-            Payload::ModuleSection { unchecked_range, .. } | Payload::ComponentSection { unchecked_range, .. } => {
+            Payload::ModuleSection { unchecked_range, .. }
+            | Payload::ComponentSection { unchecked_range, .. } => {
                 // The outer parser already moved past the nested section; skip its bytes.
                 rest = rest.get(unchecked_range.len()..).unwrap_or_default();
             }

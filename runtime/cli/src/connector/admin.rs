@@ -43,7 +43,8 @@ pub async fn search(query: Option<String>, json: bool, state: &Path) -> Result<(
             if query.as_ref().is_some_and(|q| !text.contains(q)) {
                 continue;
             }
-            let newest = v.index.versions(id).into_iter().find(|(_, e)| !e.yanked).map(|(v, _)| v.to_string());
+            let newest =
+                v.index.versions(id).into_iter().find(|(_, e)| !e.yanked).map(|(v, _)| v.to_string());
             rows.push(json!({
                 "id": id, "version": newest, "publisher": c.publisher, "title": c.title,
                 "description": c.description, "directory": v.directory,
@@ -87,11 +88,14 @@ pub async fn info(id: &str, json: bool, state: &Path) -> Result<()> {
             .versions
             .iter()
             .map(|(ver, e)| {
-                (ver, json!({
-                    "published": e.published, "size": e.size, "sha256": e.sha256, "wit": e.wit,
-                    "runtime": e.runtime, "capabilities": e.capabilities, "yanked": e.yanked,
-                    "yank_reason": e.yank_reason,
-                }))
+                (
+                    ver,
+                    json!({
+                        "published": e.published, "size": e.size, "sha256": e.sha256, "wit": e.wit,
+                        "runtime": e.runtime, "capabilities": e.capabilities, "yanked": e.yanked,
+                        "yank_reason": e.yank_reason,
+                    }),
+                )
             })
             .collect();
         let out = json!({
@@ -110,7 +114,14 @@ pub async fn info(id: &str, json: bool, state: &Path) -> Result<()> {
     println!("directory: {} (index serial {}, expires {})", v.directory, v.index.serial, v.index.expires);
     println!("installed: {}", if installed.is_empty() { "none".into() } else { installed.join(", ") });
     let mut table = Table::new();
-    table.load_style(UTF8_FULL_CONDENSED).set_header(["version", "published", "wit", "runtime", "requests", "status"]);
+    table.load_style(UTF8_FULL_CONDENSED).set_header([
+        "version",
+        "published",
+        "wit",
+        "runtime",
+        "requests",
+        "status",
+    ]);
     for (ver, e) in v.index.versions(id) {
         let status = if e.yanked {
             format!("yanked{}", e.yank_reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default())
@@ -131,7 +142,12 @@ pub async fn info(id: &str, json: bool, state: &Path) -> Result<()> {
 }
 
 /// Shows what a version requests and asks for approval (or takes `--yes`).
-fn approve(c: &Candidate, caps: &qiao_directory::manifest::Capabilities, key_id: &str, yes: bool) -> Result<()> {
+fn approve(
+    c: &Candidate,
+    caps: &qiao_directory::manifest::Capabilities,
+    key_id: &str,
+    yes: bool,
+) -> Result<()> {
     println!(
         "{} {} from directory {:?} (publisher {}, signed by key {key_id}) requests:",
         c.id, c.version, c.directory, c.publisher
@@ -162,7 +178,8 @@ fn approve(c: &Candidate, caps: &qiao_directory::manifest::Capabilities, key_id:
 /// Downloads, verifies, approves, precompiles and installs one candidate.
 async fn install_candidate(c: Candidate, yes: bool, state: &Path, fetcher: &Fetcher) -> Result<PathBuf> {
     let label = format!("{} {}", c.id, c.version);
-    let bar = indicatif::ProgressBar::with_draw_target(Some(c.entry.size), indicatif::ProgressDrawTarget::stderr());
+    let bar =
+        indicatif::ProgressBar::with_draw_target(Some(c.entry.size), indicatif::ProgressDrawTarget::stderr());
     if let Ok(style) =
         indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
     {
@@ -173,7 +190,10 @@ async fn install_candidate(c: Candidate, yes: bool, state: &Path, fetcher: &Fetc
     bar.finish_and_clear();
     let staged = staged?;
     let key_id = qiao_directory::keys::signature_key_id(&staged.candidate.entry.signature)?;
-    println!("verified {label}: size, sha256, publisher signature (key {key_id}), directory signature, WIT {}", staged.manifest.wit);
+    println!(
+        "verified {label}: size, sha256, publisher signature (key {key_id}), directory signature, WIT {}",
+        staged.manifest.wit
+    );
     approve(&staged.candidate, staged.capabilities(), &key_id, yes)?;
     // Precompile into the compile cache (keyed by the component's sha256) and check what the
     // component says about itself against the manifest.
@@ -330,16 +350,23 @@ pub struct LockArgs {
     connectors: ConnectorDirs,
 }
 
+/// One connector reference of a flow: name, request, and the version it resolved to.
+type Asked = (String, Option<VersionReq>, Result<String, String>);
+
 /// Records what flows ask the catalog for.
 struct Recorder<'a> {
     inner: &'a Catalog,
-    asked: std::cell::RefCell<Vec<(String, Option<VersionReq>, Result<String, String>)>>,
+    asked: std::cell::RefCell<Vec<Asked>>,
 }
 
 impl ConnectorCatalog for Recorder<'_> {
     fn resolve(&self, name: &str, req: Option<&VersionReq>) -> Result<qiao_contract::ConnectorInfo, String> {
         let r = self.inner.resolve(name, req);
-        self.asked.borrow_mut().push((name.to_string(), req.cloned(), r.as_ref().map(|i| i.version.clone()).map_err(Clone::clone)));
+        self.asked.borrow_mut().push((
+            name.to_string(),
+            req.cloned(),
+            r.as_ref().map(|i| i.version.clone()).map_err(Clone::clone),
+        ));
         r
     }
 }
@@ -356,14 +383,18 @@ pub async fn lock(args: LockArgs, state: &Path) -> Result<()> {
     let secrets = FileSecrets::open(state)?;
     let recorder = Recorder { inner: &catalog, asked: Default::default() };
     for file in &files {
-        let text = std::fs::read_to_string(file).with_context(|| format!("failed to read {}", file.display()))?;
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("failed to read {}", file.display()))?;
         // Other problems (a missing secret, say) do not stop locking; validate reports them.
         let _ = qiao_flow::load(&file.display().to_string(), &text, &recorder, &secrets);
     }
     let mut pins: BTreeMap<String, Version> = BTreeMap::new();
     for p in &args.pins {
         let Some((id, v)) = p.split_once('@') else { bail!("--pin {p:?}: expected ID@VERSION") };
-        pins.insert(id.to_string(), qiao_directory::parse_version("--pin version", v.trim_start_matches('='))?);
+        pins.insert(
+            id.to_string(),
+            qiao_directory::parse_version("--pin version", v.trim_start_matches('='))?,
+        );
     }
     let mut requests: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut problems = Vec::new();
@@ -392,16 +423,27 @@ pub async fn lock(args: LockArgs, state: &Path) -> Result<()> {
             .filter(|f| Version::parse(&f.info().version).is_ok_and(|v| satisfies_all(&reqs, &v)))
             .collect();
         let chosen = match pins.remove(&id) {
-            Some(v) => fitting.iter().find(|f| f.info().version == v.to_string()).copied().ok_or_else(|| {
-                anyhow::anyhow!("--pin {id}@{v}: that version is not installed or does not fit the flows ({})", reqs.join(", "))
-            })?,
-            None => fitting.iter().max_by_key(|f| Version::parse(&f.info().version).ok()).copied().ok_or_else(|| {
-                anyhow::anyhow!("no installed version of {id} fits every flow ({})", reqs.join(", "))
-            })?,
+            Some(v) => {
+                fitting.iter().find(|f| f.info().version == v.to_string()).copied().ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--pin {id}@{v}: that version is not installed or does not fit the flows ({})",
+                        reqs.join(", ")
+                    )
+                })?
+            }
+            None => {
+                fitting.iter().max_by_key(|f| Version::parse(&f.info().version).ok()).copied().ok_or_else(
+                    || anyhow::anyhow!("no installed version of {id} fits every flow ({})", reqs.join(", ")),
+                )?
+            }
         };
         lock.connectors.insert(
             id.clone(),
-            Pin { version: chosen.info().version.clone(), sha256: chosen.connector.sha256().to_string(), requests: reqs },
+            Pin {
+                version: chosen.info().version.clone(),
+                sha256: chosen.connector.sha256().to_string(),
+                requests: reqs,
+            },
         );
     }
     if let Some(id) = pins.keys().next() {

@@ -25,10 +25,20 @@ pub fn build(dir: &Path) -> Result<PathBuf> {
     let manifest_path = dir.join("Cargo.toml");
     let cargo_toml = std::fs::read_to_string(&manifest_path)
         .with_context(|| format!("{} is not a connector crate (no Cargo.toml)", dir.display()))?;
-    let profile =
-        if cargo_toml.lines().any(|l| l.trim() == "[profile.connector]") { "--profile=connector" } else { "--release" };
+    let profile = if cargo_toml.lines().any(|l| l.trim() == "[profile.connector]") {
+        "--profile=connector"
+    } else {
+        "--release"
+    };
     let mut child = cargo()
-        .args(["build", "--lib", "--target", "wasm32-wasip2", profile, "--message-format=json-render-diagnostics"])
+        .args([
+            "build",
+            "--lib",
+            "--target",
+            "wasm32-wasip2",
+            profile,
+            "--message-format=json-render-diagnostics",
+        ])
         .args(["--manifest-path", "Cargo.toml"])
         // From the crate's folder, so rustup honours its rust-toolchain.toml.
         .current_dir(dir)
@@ -76,7 +86,10 @@ pub async fn pack_component(
         .with_context(|| format!("failed to read the WIT version of {}", wasm_path.display()))?;
     let host = qiao_directory::wit::host_version();
     if !qiao_directory::wit::compatible(&wit, &host) {
-        bail!("{} is built against qiao:connector@{wit}, which this qiao (qiao:connector@{host}) cannot load", wasm_path.display());
+        bail!(
+            "{} is built against qiao:connector@{wit}, which this qiao (qiao:connector@{host}) cannot load",
+            wasm_path.display()
+        );
     }
     let info = describe(wasm_path, state).await?;
     let manifest = author.complete(&info, &wit)?;
@@ -111,9 +124,13 @@ pub struct PackArgs {
 pub async fn pack(args: PackArgs, state: &Path) -> Result<()> {
     let manifest_path = args.manifest.clone().unwrap_or_else(|| args.path.join(MANIFEST_FILE));
     let mut author = match std::fs::read_to_string(&manifest_path) {
-        Ok(text) => AuthorManifest::parse(&text).with_context(|| format!("in {}", manifest_path.display()))?,
+        Ok(text) => {
+            AuthorManifest::parse(&text).with_context(|| format!("in {}", manifest_path.display()))?
+        }
         Err(_) if args.manifest.is_none() && args.publisher.is_some() => AuthorManifest::default(),
-        Err(e) => bail!("failed to read {}: {e} (or pass --publisher to pack without one)", manifest_path.display()),
+        Err(e) => {
+            bail!("failed to read {}: {e} (or pass --publisher to pack without one)", manifest_path.display())
+        }
     };
     if let Some(p) = &args.publisher {
         author.publisher = p.clone();
@@ -132,7 +149,10 @@ pub async fn pack(args: PackArgs, state: &Path) -> Result<()> {
     std::fs::create_dir_all(&args.out).with_context(|| format!("failed to create {}", args.out.display()))?;
     let out = args.out.join(package::file_name(&manifest.id, &manifest.version));
     qiao_directory::write_atomic(&out, &bytes)?;
-    println!("packed {} {} (WIT {}, publisher {})", manifest.id, manifest.version, manifest.wit, manifest.publisher);
+    println!(
+        "packed {} {} (WIT {}, publisher {})",
+        manifest.id, manifest.version, manifest.wit, manifest.publisher
+    );
     println!("  {}  {} bytes  sha256 {}", out.display(), bytes.len(), qiao_directory::sha256_hex(&bytes));
     for line in manifest.capabilities.describe_lines() {
         println!("  requests: {line}");
@@ -152,7 +172,8 @@ pub fn sign_package(bytes: &[u8], key: &SigningKey) -> Result<(Manifest, String)
 
 /// `qiao connector sign PKG --key KEY`: writes `PKG.minisig`.
 pub fn sign(package_path: &Path, key_path: &Path, password: &PasswordArgs) -> Result<()> {
-    let bytes = std::fs::read(package_path).with_context(|| format!("failed to read {}", package_path.display()))?;
+    let bytes =
+        std::fs::read(package_path).with_context(|| format!("failed to read {}", package_path.display()))?;
     let key = SigningKey::load(key_path, password.password()?)?;
     let (m, signature) = sign_package(&bytes, &key)?;
     let sig_path = signature_path(package_path);

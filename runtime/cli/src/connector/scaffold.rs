@@ -58,7 +58,9 @@ pub fn run(args: NewArgs) -> Result<()> {
     if !sdk_manifest.lines().any(|l| l.trim() == "name = \"qiao-sdk\"") {
         bail!("{} is not the qiao SDK (its Cargo.toml does not name qiao-sdk)", sdk.display());
     }
-    let sdk = std::path::absolute(&sdk)?.canonicalize().with_context(|| format!("failed to resolve {}", sdk.display()))?;
+    let sdk = std::path::absolute(&sdk)?
+        .canonicalize()
+        .with_context(|| format!("failed to resolve {}", sdk.display()))?;
     let repo = sdk.parent().map(Path::to_path_buf).unwrap_or_default();
 
     let type_name: String = title_of(&args.name).replace(' ', "");
@@ -70,7 +72,8 @@ pub fn run(args: NewArgs) -> Result<()> {
             .replace("{{publisher}}", &args.publisher)
             .replace("{{sdk}}", &sdk.display().to_string().replace('\\', "/"))
     };
-    std::fs::create_dir_all(dir.join("src")).with_context(|| format!("failed to create {}", dir.display()))?;
+    std::fs::create_dir_all(dir.join("src"))
+        .with_context(|| format!("failed to create {}", dir.display()))?;
     let files = [
         ("Cargo.toml", CARGO_TOML),
         ("src/lib.rs", LIB_RS),
@@ -80,13 +83,15 @@ pub fn run(args: NewArgs) -> Result<()> {
     ];
     for (name, template) in files {
         let path = dir.join(name);
-        std::fs::write(&path, fill(template)).with_context(|| format!("failed to write {}", path.display()))?;
+        std::fs::write(&path, fill(template))
+            .with_context(|| format!("failed to write {}", path.display()))?;
     }
     // Same dependency versions and toolchain as the SDK's workspace: builds offline.
     for name in ["Cargo.lock", "rust-toolchain.toml"] {
         let from = repo.join(name);
         if from.is_file() {
-            std::fs::copy(&from, dir.join(name)).with_context(|| format!("failed to copy {}", from.display()))?;
+            std::fs::copy(&from, dir.join(name))
+                .with_context(|| format!("failed to copy {}", from.display()))?;
         }
     }
     println!("created connector {} in {}", args.name, dir.display());
