@@ -163,7 +163,7 @@ impl Catalog {
         let mut tasks = tokio::task::JoinSet::new();
         for (index, path) in files.iter().cloned().enumerate() {
             let runtime = runtime.clone();
-            let policy = policy.clone();
+            let policy = approved_policy(&path, &policy);
             tasks.spawn(async move {
                 let loaded = runtime.load_file(&path, policy).await;
                 (index, loaded)
@@ -235,6 +235,33 @@ impl ConnectorCatalog for Catalog {
     fn resolve(&self, name: &str, req: Option<&VersionReq>) -> Result<ConnectorInfo, String> {
         self.lookup.resolve(name, req).map_err(|e| format!("{e}; {}", self.searched_text()))
     }
+}
+
+/// The admin's policy narrowed to what was approved when the connector was installed from a
+/// directory (its `install.json` next to the component): only the approved hosts, private
+/// addresses only when both approved and allowed, the requested memory unless the admin set
+/// a limit. Components without a receipt get the policy as it is.
+pub fn approved_policy(component: &Path, policy: &ConnectorPolicy) -> ConnectorPolicy {
+    let Some(dir) = component.parent() else { return policy.clone() };
+    let receipt_path = dir.join(qiao_directory::installed::RECEIPT_FILE);
+    let Ok(bytes) = std::fs::read(&receipt_path) else { return policy.clone() };
+    let receipt: qiao_directory::installed::Receipt = match serde_json::from_slice(&bytes) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("warning: ignoring unreadable install receipt {}: {e}", receipt_path.display());
+            return policy.clone();
+        }
+    };
+    let approved = &receipt.capabilities;
+    let mut narrowed = policy.clone();
+    narrowed.allow_private = policy.allow_private && approved.private_network;
+    if narrowed.hosts.is_none() {
+        narrowed.hosts = Some(approved.hosts.clone());
+    }
+    if narrowed.limits.memory_bytes.is_none() {
+        narrowed.limits.memory_bytes = approved.memory_mib.map(|mib| mib << 20);
+    }
+    narrowed
 }
 
 /// The lock file that governs `flow`: `qiao.lock` in its folder or the nearest folder above.
@@ -331,6 +358,26 @@ mod tests {
         let found: Vec<String> =
             components_in(d)?.iter().map(|p| p.strip_prefix(d).unwrap_or(p).display().to_string()).collect();
         assert_eq!(found, ["a.wasm", "http.wasm", "jira/0.1.0/connector.wasm", "jira/0.2.0/connector.wasm"]);
+        Ok(())
+    }
+
+    #[test]
+    fn installed_connectors_get_only_what_was_approved() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let wasm = dir.path().join("connector.wasm");
+        let admin = ConnectorPolicy { allow_private: true, ..Default::default() };
+        assert_eq!(approved_policy(&wasm, &admin), admin, "no receipt: the admin's policy");
+        let receipt = serde_json::json!({
+            "id": "jira", "version": "0.1.0", "sha256": "a", "package_sha256": "b", "publisher": "acme",
+            "key_id": "K", "directory": "lab", "directory_serial": 3, "wit": "0.1.0",
+            "capabilities": {"hosts": ["{config.base_url}"], "private_network": false, "memory_mib": 128},
+            "installed": "2026-11-25T10:00:00Z"
+        });
+        std::fs::write(dir.path().join("install.json"), receipt.to_string())?;
+        let narrowed = approved_policy(&wasm, &admin);
+        assert!(!narrowed.allow_private, "private network was not approved");
+        assert_eq!(narrowed.hosts, Some(vec!["{config.base_url}".to_string()]));
+        assert_eq!(narrowed.limits.memory_bytes, Some(128 << 20));
         Ok(())
     }
 
