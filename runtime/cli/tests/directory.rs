@@ -374,6 +374,7 @@ fn publish_install_run_upgrade_rollback_remove() {
     let out = lab.ok(&["connector", "rollback", "acme-echo"]);
     assert!(out.contains("acme-echo 0.1.1 -> 0.1.0"), "{out}");
     assert_eq!(greet(&lab), (1, 0), "0.1.0 answered again");
+    assert_eq!(lab.ok(&["validate", "flows/greet.yaml"]), "ok  flows/greet.yaml  (greet-them: manual, 2 steps)\n");
 
     // Remove: the pinned version is refused unless forced; the other goes.
     let before = lab.installed();
@@ -388,9 +389,11 @@ fn publish_install_run_upgrade_rollback_remove() {
     let ids: Vec<&str> = list.as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["http"]);
     assert!(!lab.home().join("connectors/acme-echo").exists());
-    let (code, _, err) = lab.run(&["run", "flows/greet.yaml", "--input", "{}"]);
-    assert_eq!(code, 1);
-    assert!(err.contains("pins acme-echo 0.1.0, which is not installed"), "{err}");
+    for command in [&["run", "flows/greet.yaml", "--input", "{}"][..], &["validate", "flows/greet.yaml"]] {
+        let (code, _, err) = lab.run(command);
+        assert_eq!(code, 1);
+        assert!(err.contains("pins acme-echo 0.1.0, which is not installed"), "{err}");
+    }
 }
 
 #[test]
