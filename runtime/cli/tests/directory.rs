@@ -374,7 +374,10 @@ fn publish_install_run_upgrade_rollback_remove() {
     let out = lab.ok(&["connector", "rollback", "acme-echo"]);
     assert!(out.contains("acme-echo 0.1.1 -> 0.1.0"), "{out}");
     assert_eq!(greet(&lab), (1, 0), "0.1.0 answered again");
-    assert_eq!(lab.ok(&["validate", "flows/greet.yaml"]), "ok  flows/greet.yaml  (greet-them: manual, 2 steps)\n");
+    assert_eq!(
+        lab.ok(&["validate", "flows/greet.yaml"]),
+        "ok  flows/greet.yaml  (greet-them: manual, 2 steps)\n"
+    );
 
     // Remove: the pinned version is refused unless forced; the other goes.
     let before = lab.installed();
