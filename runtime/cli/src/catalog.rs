@@ -11,11 +11,15 @@
 //! through one [`Runtime`] (compile cache in `$STATE/cache`), all at once. A component that
 //! fails to load is skipped with a warning naming the file; when two directories hold the same
 //! id and version, the first in search order wins.
+//!
+//! A flow next to a lock file (`qiao.lock`, written by `qiao connector lock`) resolves through
+//! [`Locked`]: each connector to exactly the pinned version and component.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use qiao_contract::ConnectorInfo;
+use qiao_directory::lock::LockFile;
 use qiao_flow::{ConnectorCatalog, StaticCatalog};
 use qiao_host::{Connector, ConnectorPolicy, Runtime, RuntimeConfig};
 use semver::VersionReq;
@@ -159,7 +163,7 @@ impl Catalog {
         let mut tasks = tokio::task::JoinSet::new();
         for (index, path) in files.iter().cloned().enumerate() {
             let runtime = runtime.clone();
-            let policy = policy.clone();
+            let policy = approved_policy(&path, &policy);
             tasks.spawn(async move {
                 let loaded = runtime.load_file(&path, policy).await;
                 (index, loaded)
@@ -233,6 +237,94 @@ impl ConnectorCatalog for Catalog {
     }
 }
 
+/// The admin's policy narrowed to what was approved when the connector was installed from a
+/// directory (its `install.json` next to the component): only the approved hosts, private
+/// addresses only when both approved and allowed, the requested memory unless the admin set
+/// a limit. Components without a receipt get the policy as it is.
+pub fn approved_policy(component: &Path, policy: &ConnectorPolicy) -> ConnectorPolicy {
+    let Some(dir) = component.parent() else { return policy.clone() };
+    let receipt_path = dir.join(qiao_directory::installed::RECEIPT_FILE);
+    let Ok(bytes) = std::fs::read(&receipt_path) else { return policy.clone() };
+    let receipt: qiao_directory::installed::Receipt = match serde_json::from_slice(&bytes) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("warning: ignoring unreadable install receipt {}: {e}", receipt_path.display());
+            return policy.clone();
+        }
+    };
+    let approved = &receipt.capabilities;
+    let mut narrowed = policy.clone();
+    narrowed.allow_private = policy.allow_private && approved.private_network;
+    if narrowed.hosts.is_none() {
+        narrowed.hosts = Some(approved.hosts.clone());
+    }
+    if narrowed.limits.memory_bytes.is_none() {
+        narrowed.limits.memory_bytes = approved.memory_mib.map(|mib| mib << 20);
+    }
+    narrowed
+}
+
+/// The lock file that governs `flow`: `qiao.lock` in its folder or the nearest folder above.
+pub fn flow_lock(flow: &Path) -> Result<Option<(PathBuf, LockFile)>> {
+    let abs = std::path::absolute(flow).with_context(|| format!("failed to resolve {}", flow.display()))?;
+    for dir in abs.ancestors().skip(1) {
+        let path = qiao_directory::lock::lock_path(dir);
+        if let Some(lock) = LockFile::load(&path)? {
+            return Ok(Some((path, lock)));
+        }
+    }
+    Ok(None)
+}
+
+/// A catalog narrowed to what a lock file pins.
+pub struct Locked<'a> {
+    catalog: &'a Catalog,
+    path: PathBuf,
+    lock: LockFile,
+}
+
+impl<'a> Locked<'a> {
+    /// Resolves through `catalog`, pinned by the lock file at `path`.
+    pub fn new(catalog: &'a Catalog, path: PathBuf, lock: LockFile) -> Self {
+        Locked { catalog, path, lock }
+    }
+}
+
+impl ConnectorCatalog for Locked<'_> {
+    /// The pinned version, when it fits the request and the loaded component is the pinned one.
+    fn resolve(&self, name: &str, req: Option<&VersionReq>) -> Result<ConnectorInfo, String> {
+        let lock = self.path.display();
+        let relock = "run `qiao connector lock` on the flow folder";
+        let Some(pin) = self.lock.connectors.get(name) else {
+            return Err(format!("connector \"{name}\" is not pinned in {lock}; {relock}"));
+        };
+        let version = semver::Version::parse(&pin.version)
+            .map_err(|e| format!("{lock}: {name} {}: {e}", pin.version))?;
+        if let Some(req) = req
+            && !req.matches(&version)
+        {
+            return Err(format!("{lock} pins {name} {version}, which does not satisfy {req}; {relock}"));
+        }
+        let Some(found) =
+            self.catalog.connectors.iter().find(|f| f.info().id == name && f.info().version == pin.version)
+        else {
+            return Err(format!(
+                "{lock} pins {name} {version}, which is not installed; {}",
+                self.catalog.searched_text()
+            ));
+        };
+        if found.connector.sha256() != pin.sha256 {
+            return Err(format!(
+                "{name} {version} in {} is not the component pinned in {lock} (sha256 {} instead of {})",
+                found.path.display(),
+                found.connector.sha256(),
+                pin.sha256
+            ));
+        }
+        Ok(found.info().clone())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,6 +358,26 @@ mod tests {
         let found: Vec<String> =
             components_in(d)?.iter().map(|p| p.strip_prefix(d).unwrap_or(p).display().to_string()).collect();
         assert_eq!(found, ["a.wasm", "http.wasm", "jira/0.1.0/connector.wasm", "jira/0.2.0/connector.wasm"]);
+        Ok(())
+    }
+
+    #[test]
+    fn installed_connectors_get_only_what_was_approved() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let wasm = dir.path().join("connector.wasm");
+        let admin = ConnectorPolicy { allow_private: true, ..Default::default() };
+        assert_eq!(approved_policy(&wasm, &admin), admin, "no receipt: the admin's policy");
+        let receipt = serde_json::json!({
+            "id": "jira", "version": "0.1.0", "sha256": "a", "package_sha256": "b", "publisher": "acme",
+            "key_id": "K", "directory": "lab", "directory_serial": 3, "wit": "0.1.0",
+            "capabilities": {"hosts": ["{config.base_url}"], "private_network": false, "memory_mib": 128},
+            "installed": "2026-11-25T10:00:00Z"
+        });
+        std::fs::write(dir.path().join("install.json"), receipt.to_string())?;
+        let narrowed = approved_policy(&wasm, &admin);
+        assert!(!narrowed.allow_private, "private network was not approved");
+        assert_eq!(narrowed.hosts, Some(vec!["{config.base_url}".to_string()]));
+        assert_eq!(narrowed.limits.memory_bytes, Some(128 << 20));
         Ok(())
     }
 

@@ -1,6 +1,10 @@
-//! `qiao connector …`: inspect connector components.
+//! `qiao connector …`: write, pack and sign connectors (publisher side); search, install,
+//! upgrade, lock and remove them (admin side); inspect and call components.
 
+mod admin;
+pub mod author;
 mod list;
+mod scaffold;
 
 use std::path::{Path, PathBuf};
 
@@ -14,6 +18,76 @@ use serde_json::Value;
 /// Connector commands.
 #[derive(Debug, Subcommand)]
 pub enum ConnectorCommand {
+    /// Create a connector crate on qiao-sdk that builds and passes its tests out of the box.
+    New(scaffold::NewArgs),
+    /// Build a connector crate to a Wasm component (wasm32-wasip2, size-optimised profile).
+    Build {
+        /// The connector crate.
+        #[arg(long, default_value = ".")]
+        path: PathBuf,
+    },
+    /// Pack a component into ID-VERSION.qpkg after checking its manifest against describe()
+    /// and its WIT version.
+    Pack(author::PackArgs),
+    /// Sign a package with a publisher key (writes PKG.minisig).
+    Sign {
+        /// The package.
+        package: PathBuf,
+        /// The publisher's secret key.
+        #[arg(long)]
+        key: PathBuf,
+        #[command(flatten)]
+        password: crate::key::PasswordArgs,
+    },
+    /// Search the configured directories.
+    Search {
+        /// Only connectors whose id, title or description contains this.
+        query: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a connector's versions, publisher and requested capabilities.
+    Info {
+        /// The connector id.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Install connectors from the configured directories: `jira`, `jira@^0.2`, `jira@=0.2.1`.
+    Install {
+        /// What to install.
+        #[arg(required = true, value_name = "ID[@REQ]")]
+        requests: Vec<String>,
+        /// Approve the requested capabilities without asking (scripts).
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Install the newest version of installed connectors and move lock files that accept it.
+    Upgrade {
+        /// Connector ids. Default: every connector installed from a directory.
+        ids: Vec<String>,
+        /// Approve the requested capabilities without asking (scripts).
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Pin lock files back to the previous installed version of a connector.
+    Rollback {
+        /// The connector id.
+        id: String,
+    },
+    /// Remove an installed connector (all versions, or ID@VERSION).
+    Remove {
+        /// `ID` or `ID@VERSION`.
+        #[arg(value_name = "ID[@VERSION]")]
+        target: String,
+        /// Remove even when a lock file pins it.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Write qiao.lock for a folder of flows: each connector pinned to a version and component.
+    Lock(admin::LockArgs),
     /// List the connectors found (installed, then the source tree's build output).
     List {
         #[command(flatten)]
@@ -105,6 +179,21 @@ async fn connect(file: &Path, args: &ConnectionArgs, state: &Path) -> Result<qia
 
 pub async fn run(cmd: ConnectorCommand, state: &Path) -> Result<()> {
     match cmd {
+        ConnectorCommand::New(args) => scaffold::run(args),
+        ConnectorCommand::Build { path } => {
+            let wasm = author::build(&path)?;
+            println!("{}", wasm.display());
+            Ok(())
+        }
+        ConnectorCommand::Pack(args) => author::pack(args, state).await,
+        ConnectorCommand::Sign { package, key, password } => author::sign(&package, &key, &password),
+        ConnectorCommand::Search { query, json } => admin::search(query, json, state).await,
+        ConnectorCommand::Info { id, json } => admin::info(&id, json, state).await,
+        ConnectorCommand::Install { requests, yes } => admin::install(&requests, yes, state).await,
+        ConnectorCommand::Upgrade { ids, yes } => admin::upgrade(&ids, yes, state).await,
+        ConnectorCommand::Rollback { id } => admin::rollback(&id, state),
+        ConnectorCommand::Remove { target, force } => admin::remove(&target, force, state),
+        ConnectorCommand::Lock(args) => admin::lock(args, state).await,
         ConnectorCommand::List { connectors, json } => list::run(&connectors, json, state).await,
         ConnectorCommand::Describe { file, json } => describe(&file, json, state).await,
         ConnectorCommand::Invoke { file, op, connection, input, key } => {

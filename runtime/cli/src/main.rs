@@ -6,7 +6,9 @@
 
 mod catalog;
 mod connector;
+mod directory;
 mod history;
+mod key;
 mod run;
 mod schema;
 mod validate;
@@ -29,9 +31,15 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Inspect connector components.
+    /// Write, pack, sign, install and inspect connectors.
     #[command(subcommand)]
     Connector(connector::ConnectorCommand),
+    /// Maintain a connector directory (a static folder of signed packages and index).
+    #[command(subcommand)]
+    Directory(directory::DirectoryCommand),
+    /// Generate signing keys.
+    #[command(subcommand)]
+    Key(key::KeyCommand),
     /// Check flow files against the connectors found, without running them.
     Validate(validate::ValidateArgs),
     /// Print the JSON Schema of flow files.
@@ -75,6 +83,8 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Connector(cmd) => connector::run(cmd, &state).await,
+            Command::Directory(cmd) => directory::run(cmd, &state).await,
+            Command::Key(cmd) => key::run(cmd),
             Command::Validate(args) => validate::run(args, &state).await,
             Command::Schema => schema::run(),
             Command::Run(args) => run::run(args, &state).await,

@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use qiao_engine::{FlowRunner, RunnerOptions, StoreKv, TriggerInput};
-use qiao_flow::{FileSecrets, TriggerPlan};
+use qiao_flow::{ConnectorCatalog, FileSecrets, TriggerPlan};
 use qiao_host::{ConnectorPolicy, RuntimeConfig};
 use qiao_store::{RunStatus, Store};
 use serde_json::json;
 
-use crate::catalog::{Catalog, ConnectorDirs};
+use crate::catalog::{Catalog, ConnectorDirs, Locked};
 use crate::history::runs_table;
 
 /// Arguments of `qiao run`.
@@ -50,7 +50,12 @@ pub async fn run(args: RunArgs, state: &Path) -> Result<()> {
     let policy = ConnectorPolicy { allow_private: args.allow_private, ..Default::default() };
     let catalog = Catalog::discover_with(&args.connectors, state, config, policy).await?;
     let secrets = FileSecrets::open(state)?;
-    let plan = match qiao_flow::load(&file, &text, &catalog, &secrets) {
+    let locked = crate::catalog::flow_lock(&args.flow)?.map(|(path, lock)| Locked::new(&catalog, path, lock));
+    let resolver: &dyn ConnectorCatalog = match &locked {
+        Some(locked) => locked,
+        None => &catalog,
+    };
+    let plan = match qiao_flow::load(&file, &text, resolver, &secrets) {
         Ok(plan) => plan,
         Err(diagnostics) => {
             if std::io::stderr().is_terminal() {

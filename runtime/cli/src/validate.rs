@@ -9,10 +9,10 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use qiao_flow::{Diagnostic, Diagnostics, FileSecrets, FlowPlan, TriggerPlan};
+use qiao_flow::{ConnectorCatalog, Diagnostic, Diagnostics, FileSecrets, FlowPlan, TriggerPlan};
 use serde_json::{Value, json};
 
-use crate::catalog::{Catalog, ConnectorDirs};
+use crate::catalog::{Catalog, ConnectorDirs, Locked};
 
 /// Arguments of `qiao validate`.
 #[derive(Debug, clap::Args)]
@@ -77,9 +77,20 @@ pub async fn run(args: ValidateArgs, state: &Path) -> Result<()> {
         };
         for path in files {
             let file = path.display().to_string();
+            let locked = match crate::catalog::flow_lock(&path) {
+                Ok(lock) => lock.map(|(lock_path, lock)| Locked::new(&catalog, lock_path, lock)),
+                Err(e) => {
+                    checked.push(Checked { file, outcome: Outcome::Unreadable(format!("{e:#}")) });
+                    continue;
+                }
+            };
+            let resolver: &dyn ConnectorCatalog = match &locked {
+                Some(locked) => locked,
+                None => &catalog,
+            };
             let outcome = match std::fs::read_to_string(&path) {
                 Err(e) => Outcome::Unreadable(format!("failed to read flow file {file}: {e}")),
-                Ok(source) => match qiao_flow::load(&file, &source, &catalog, &secrets) {
+                Ok(source) => match qiao_flow::load(&file, &source, resolver, &secrets) {
                     Ok(plan) => Outcome::Valid(Summary::of(&plan)),
                     Err(diagnostics) => Outcome::Invalid { source, diagnostics },
                 },
@@ -105,7 +116,7 @@ pub async fn run(args: ValidateArgs, state: &Path) -> Result<()> {
 }
 
 /// `path` itself if it is not a directory, else the flow files below it, sorted.
-fn flow_files(path: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn flow_files(path: &Path) -> Result<Vec<PathBuf>> {
     if !path.is_dir() {
         return Ok(vec![path.to_path_buf()]);
     }
