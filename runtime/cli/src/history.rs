@@ -81,7 +81,7 @@ fn duration(info: &RunInfo) -> String {
     }
 }
 
-fn status_name<T: serde::Serialize>(s: &T) -> String {
+pub fn status_name<T: serde::Serialize>(s: &T) -> String {
     serde_json::to_value(s).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
 }
 

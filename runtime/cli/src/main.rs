@@ -6,10 +6,12 @@
 
 mod catalog;
 mod connector;
+mod demo;
 mod directory;
 mod history;
 mod key;
 mod run;
+mod sandbox;
 mod schema;
 mod validate;
 
@@ -52,6 +54,10 @@ enum Command {
     /// Inspect, replay or drop dead letters.
     #[command(subcommand)]
     Dlq(history::DlqCommand),
+    /// Start the fakes of Jira, DingTalk, SAP, Kingdee and Yonyou on loopback.
+    Sandbox(sandbox::SandboxArgs),
+    /// Run every example flow against the sandbox systems and show what moved where.
+    Demo(demo::DemoArgs),
 }
 
 fn state_dir(arg: Option<PathBuf>) -> PathBuf {
@@ -59,9 +65,10 @@ fn state_dir(arg: Option<PathBuf>) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(".qiao"))
 }
 
-fn init_logging() {
+/// Logs to stderr, filtered by `QIAO_LOG` (default `default_level`).
+fn init_logging(default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("QIAO_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -71,7 +78,8 @@ fn init_logging() {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    // The demo prints its dead letters itself; their warnings would only repeat them.
+    init_logging(if matches!(cli.command, Command::Demo(_)) { "error" } else { "warn" });
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -90,6 +98,8 @@ fn main() -> ExitCode {
             Command::Run(args) => run::run(args, &state).await,
             Command::Runs(cmd) => history::runs(cmd, &state).await,
             Command::Dlq(cmd) => history::dlq(cmd, &state).await,
+            Command::Sandbox(args) => sandbox::run(args).await,
+            Command::Demo(args) => demo::run(args, &state).await,
         }
     });
     match result {

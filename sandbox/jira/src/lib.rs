@@ -26,7 +26,7 @@ mod webhook;
 pub use errors::{ISSUE_NOT_FOUND, SEARCH_REMOVED, UNAUTHORIZED_BODY};
 pub use fake::{JiraFake, WORKLOG_PAGE_SIZE, WORKLOG_SETTLE_MS};
 pub use model::{API_USER_ACCOUNT_ID, API_USER_NAME};
-pub use seed::{FIRST_ISSUE_ID, FIRST_WORKLOG_ID, ISSUES_PER_PROJECT, WORKLOGS};
+pub use seed::{FIRST_ISSUE_ID, FIRST_WORKLOG_ID, ISSUES_PER_PROJECT, WBS_FIELD, WORKLOGS};
 pub use time::{SITE_TIME_ZONE, format_jira, format_jql_minute, parse_jira};
 pub use webhook::{Delivery, sign};
 

@@ -47,6 +47,19 @@ const LABELS: &[&str] = &["紧急", "客户需求", "二期", "技术债"];
 const WORKLOG_NOTES: &[&str] =
     &["需求沟通", "编码实现", "联调测试", "现场支持", "问题排查", "方案评审", "数据核对", "部署上线"];
 
+/// The custom field holding an issue's SAP WBS element (`WBS 元素`).
+pub const WBS_FIELD: &str = "customfield_10100";
+
+/// Issue N of a project carries the project's N-th top WBS element (so those issues map one
+/// to one onto SAP WBS elements); other issues leave the field empty.
+fn wbs_field(project: usize, number: u32) -> serde_json::Map<String, serde_json::Value> {
+    let mut custom = serde_json::Map::new();
+    if let Some(wbs) = PROJECTS[project].sap_wbs.get(number as usize - 1) {
+        custom.insert(WBS_FIELD.into(), json!(wbs));
+    }
+    custom
+}
+
 /// Generates the issues and worklogs, `now_ms` being the sandbox clock at start.
 pub fn generate(now_ms: i64) -> (Vec<Issue>, Vec<Worklog>) {
     let mut rng = fastrand::Rng::with_seed(0x71a0);
@@ -75,7 +88,7 @@ pub fn generate(now_ms: i64) -> (Vec<Issue>, Vec<Worklog>) {
                 assignee: (rng.u8(..8) != 0).then(|| User::Person(rng.usize(..PEOPLE.len()))),
                 reporter: User::Person(PROJECTS[project].manager),
                 labels,
-                custom: Default::default(),
+                custom: wbs_field(project, number),
                 estimate_seconds: 3600 * rng.u64(2..=40),
                 created_ms,
                 updated_ms,
