@@ -4,16 +4,15 @@
 //!   `connectors/` and `tests/guests/` to a component with the size-optimised `connector`
 //!   profile, and copies each to `target/connectors/<name>.wasm` (the crate name without its
 //!   `qiao-connector-` / `qiao-guest-` prefix).
-//! - `demo`: `build-connectors`, then shows each first-party connector through the sandboxed
-//!   host with `qiao connector describe`.
+//! - `demo`: `build-connectors`, builds `qiao`, then `qiao demo`: the sandbox fakes of Jira,
+//!   DingTalk, SAP, Kingdee and Yonyou in-process, every flow of `flows/` run once against them,
+//!   and what moved where.
 //! - `test`: `build-connectors`, then `cargo test --workspace` (extra arguments are passed on).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
-
-mod demo_server;
 
 const WASM_TARGET: &str = "wasm32-wasip2";
 const PROFILE: &str = "connector";
@@ -142,48 +141,26 @@ fn build_connectors(root: &Path) -> Result<Vec<PathBuf>> {
 }
 
 fn demo(root: &Path) -> Result<()> {
-    let built = build_connectors(root)?;
+    build_connectors(root)?;
     let mut cmd = cargo();
     cmd.current_dir(root).args(["build", "--quiet", "-p", "qiao"]);
     run(&mut cmd, "cargo build -p qiao")?;
     let qiao = target_dir(root).join("debug").join("qiao");
     let state = target_dir(root).join("demo-state");
-    // A fresh state each time, so the demo books everything again.
-    let _ = std::fs::remove_dir_all(&state);
-    for wasm in built.iter().filter(|p| !is_test_guest(root, p)) {
-        println!("\n$ qiao connector describe {}", wasm.display());
-        run(
-            Command::new(&qiao).arg("--state").arg(&state).args(["connector", "describe"]).arg(wasm),
-            "qiao connector describe",
-        )?;
-    }
-    let runtime = tokio::runtime::Runtime::new().context("failed to start tokio")?;
-    let addr = runtime.block_on(demo_server::start())?;
-    let flow = root.join("xtask/demo/worklogs-to-erp.yaml");
-    let url = format!("http://{addr}");
     let connectors = target_dir(root).join("connectors");
+    let flows = root.join("flows");
     let step = |args: &[&str]| -> Result<()> {
         println!("\n$ qiao {}", args.join(" "));
         let mut cmd = Command::new(&qiao);
-        cmd.arg("--state").arg(&state).args(args).env("QIAO_DEMO_URL", &url);
+        cmd.arg("--state").arg(&state).args(args);
         run(&mut cmd, "qiao")
     };
-    let flow_arg = flow.display().to_string();
     let connectors_arg = connectors.display().to_string();
-    step(&["validate", &flow_arg, "--connectors", &connectors_arg])?;
-    println!("\n(the demo PM system serves 12 worklogs on {url}; the demo ERP prints each booking)");
-    step(&["run", &flow_arg, "--once", "--allow-private", "--connectors", &connectors_arg])?;
-    step(&["runs", "list"])?;
-    step(&["dlq", "list"])?;
-    println!("\nrunning the flow again books nothing twice: the since-watermark skips what was read,");
-    println!("and the ERP deduplicates re-read records on the idempotency key");
-    step(&["run", &flow_arg, "--once", "--allow-private", "--connectors", &connectors_arg])?;
-    drop(runtime);
+    let flows_arg = flows.display().to_string();
+    step(&["demo", "--flows", &flows_arg, "--connectors", &connectors_arg])?;
+    let demo_state = state.join("demo").display().to_string();
+    println!("\n$ qiao --state {demo_state} runs list");
+    run(Command::new(&qiao).args(["--state", &demo_state, "runs", "list"]), "qiao runs list")?;
     Ok(())
 }
 
-/// Whether a built component comes from `tests/guests/`.
-fn is_test_guest(root: &Path, wasm: &Path) -> bool {
-    let name = wasm.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
-    root.join("tests/guests").join(name).is_dir()
-}

@@ -143,12 +143,12 @@ pub async fn run(args: DemoArgs, state: &Path) -> Result<()> {
             .collect();
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        print_outcomes(&outcomes);
+        print_outcomes(&outcomes, &demo_state);
     }
     Ok(())
 }
 
-fn print_outcomes(outcomes: &[FlowOutcome]) {
+fn print_outcomes(outcomes: &[FlowOutcome], demo_state: &Path) {
     let mut table = Table::new();
     table.load_style(UTF8_FULL_CONDENSED).set_header(["flow", "status", "in", "out", "filtered", "failed", "writes"]);
     for o in outcomes {
@@ -193,7 +193,8 @@ fn print_outcomes(outcomes: &[FlowOutcome]) {
         }
         println!();
     }
-    println!("inspect with `qiao --state <state>/demo runs list` and `qiao --state <state>/demo dlq list`");
+    let state = demo_state.display();
+    println!("inspect with `qiao --state {state} runs list` and `qiao --state {state} dlq list`");
 }
 
 /// Every fake's snapshot and journal length at one moment.
