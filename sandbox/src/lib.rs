@@ -168,8 +168,10 @@ impl Sandbox {
             out.push_str(&format!("export {k}={v}\n"));
         }
         for (k, v) in self.secrets() {
-            let var: String =
-                k.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
+            let var: String = k
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+                .collect();
             out.push_str(&format!("export QIAO_SECRET_{var}='{v}'\n"));
         }
         out

@@ -163,4 +163,3 @@ fn demo(root: &Path) -> Result<()> {
     run(Command::new(&qiao).args(["--state", &demo_state, "runs", "list"]), "qiao runs list")?;
     Ok(())
 }
-

@@ -87,6 +87,8 @@ pub async fn run(args: DemoArgs, state: &Path) -> Result<()> {
         secrets = secrets.with_secret(&k, &v);
     }
 
+    // Fakes keep what they received, tokens included: never print those.
+    let secret_values: Vec<String> = sandbox.secrets().into_iter().map(|(_, v)| v).collect();
     let mut outcomes = Vec::new();
     for path in &files {
         let file = path.display().to_string();
@@ -124,7 +126,11 @@ pub async fn run(args: DemoArgs, state: &Path) -> Result<()> {
             status,
             counts,
             writes: before.writes_until(&after),
-            samples: before.new_records(&after, 2),
+            samples: before
+                .new_records(&after, 2)
+                .into_iter()
+                .map(|(system, record)| (system, redact(record, &secret_values)))
+                .collect(),
             dead_letters,
         });
     }
@@ -150,7 +156,9 @@ pub async fn run(args: DemoArgs, state: &Path) -> Result<()> {
 
 fn print_outcomes(outcomes: &[FlowOutcome], demo_state: &Path) {
     let mut table = Table::new();
-    table.load_style(UTF8_FULL_CONDENSED).set_header(["flow", "status", "in", "out", "filtered", "failed", "writes"]);
+    table
+        .load_style(UTF8_FULL_CONDENSED)
+        .set_header(["flow", "status", "in", "out", "filtered", "failed", "writes"]);
     for o in outcomes {
         let writes: Vec<String> = o
             .writes
@@ -197,6 +205,16 @@ fn print_outcomes(outcomes: &[FlowOutcome], demo_state: &Path) {
     println!("inspect with `qiao --state {state} runs list` and `qiao --state {state} dlq list`");
 }
 
+/// `value` with every string that contains one of `secrets` replaced by `***`.
+fn redact(value: Value, secrets: &[String]) -> Value {
+    match value {
+        Value::String(s) if secrets.iter().any(|x| s.contains(x.as_str())) => Value::String("***".into()),
+        Value::Array(items) => Value::Array(items.into_iter().map(|v| redact(v, secrets)).collect()),
+        Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| (k, redact(v, secrets))).collect()),
+        other => other,
+    }
+}
+
 /// Every fake's snapshot and journal length at one moment.
 struct Snapshots {
     systems: Vec<(&'static str, Value, Vec<qiao_sandbox_kit::JournalEntry>)>,
@@ -223,9 +241,14 @@ impl Snapshots {
             let mut calls: BTreeMap<String, usize> = BTreeMap::new();
             for e in after.iter().skip(before.len()) {
                 let write = matches!(e.method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE" | "MERGE");
-                let is_read = e.path.contains("/search") || e.path.contains("token") || e.path.contains("Token")
-                    || e.path.contains("Login") || e.path.ends_with("/list") || e.path.contains("ExecuteBillQuery")
-                    || e.path.contains("instanceIds/query") || e.path.ends_with("/worklog/list");
+                let is_read = e.path.contains("/search")
+                    || e.path.contains("token")
+                    || e.path.contains("Token")
+                    || e.path.contains("Login")
+                    || e.path.ends_with("/list")
+                    || e.path.contains("ExecuteBillQuery")
+                    || e.path.contains("instanceIds/query")
+                    || e.path.ends_with("/worklog/list");
                 if write && !is_read && (200..300).contains(&e.status) {
                     *calls.entry(format!("{} {}", e.method, e.path)).or_default() += 1;
                 }

@@ -432,3 +432,75 @@ fn bad_usage_exits_2() {
         assert!(err.starts_with("error: "), "qiao {args:?}: {err}");
     }
 }
+
+/// `qiao demo`: the sandbox in-process, the first-party connectors, every flow of `flows/`
+/// run once. Each flow must move records into its target system, and the malformed material
+/// requests must be dead-lettered with their reasons and reported.
+#[test]
+fn demo_moves_records_through_every_example_flow() {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path().join("first-party");
+    std::fs::create_dir_all(&dir).unwrap();
+    for name in ["http", "jira", "dingtalk", "sap", "kingdee", "yonyou"] {
+        std::fs::copy(wasm(name), dir.join(format!("{name}.wasm"))).unwrap();
+    }
+    let mut cmd = qiao(&tmp);
+    cmd.args(["demo", "--json", "--flows"]).arg(repo().join("flows")).arg("--connectors").arg(&dir);
+    let (code, out, err) = run(&mut cmd);
+    assert_eq!(code, 0, "stderr:\n{err}");
+    let flows: Vec<Value> = serde_json::from_str(&out).unwrap();
+    let names: Vec<&str> = flows.iter().map(|f| f["flow"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 8, "{names:?}");
+    let flow = |name: &str| flows.iter().find(|f| f["flow"] == name).unwrap_or_else(|| panic!("{name} ran"));
+    let writes = |f: &Value, system: &str| -> u64 {
+        f["writes"][system].as_object().map_or(0, |calls| calls.values().map(|n| n.as_u64().unwrap()).sum())
+    };
+    for f in &flows {
+        assert!(f["records_in"].as_u64().unwrap() > 0, "{f:#}");
+        assert!(f["records_out"].as_u64().unwrap() > 0, "{f:#}");
+        assert!(f["writes"].as_object().is_some_and(|w| !w.is_empty()), "{f:#}");
+    }
+
+    // One DingTalk message or Jira issue per record that went through.
+    for (name, system) in [
+        ("jira-done-to-dingtalk", "dingtalk"),
+        ("yonyou-over-budget-alert", "dingtalk"),
+        ("dingtalk-approval-to-jira", "jira"),
+    ] {
+        let f = flow(name);
+        assert_eq!(writes(f, system), f["records_out"].as_u64().unwrap(), "{f:#}");
+        assert_eq!(f["failed"], 0, "{f:#}");
+    }
+    // Worklogs in bulk: every one booked, one BatchSave per group of ≤ 50 of a cost center.
+    let wl = flow("jira-worklogs-to-kingdee");
+    assert_eq!(wl["records_in"], wl["records_out"], "{wl:#}");
+    let batches = writes(wl, "kingdee");
+    assert!(batches >= 4 && batches <= wl["records_out"].as_u64().unwrap() / 50 + 4, "{wl:#}");
+    // One robot summary per project.
+    assert_eq!(writes(flow("jira-worklogs-weekly-summary"), "dingtalk"), 4);
+    // Each Jira issue carrying a WBS element updates that element once.
+    assert_eq!(writes(flow("jira-progress-to-sap"), "sap"), 8);
+
+    // The four material requests people typed wrongly are dead letters in both material
+    // flows, each with its reason; the Kingdee flow reports each on the robot.
+    for name in ["dingtalk-material-to-kingdee", "dingtalk-material-to-sap"] {
+        let f = flow(name);
+        assert_eq!(f["failed"], 4, "{f:#}");
+        let reasons: Vec<&str> =
+            f["dead_letters"].as_array().unwrap().iter().map(|d| d["error"].as_str().unwrap()).collect();
+        for bad in [
+            "\"若干\" is not a number",
+            "\"两箱\" is not a number",
+            "\"2026-02-30\" as a date",
+            "no entry \"PRJ-X\"",
+        ] {
+            assert!(reasons.iter().any(|r| r.contains(bad)), "{name}: {bad} not among {reasons:#?}");
+        }
+    }
+    assert_eq!(writes(flow("dingtalk-material-to-kingdee"), "dingtalk"), 4, "one alert per dead letter");
+    assert!(writes(flow("dingtalk-material-to-sap"), "sap") >= 1, "a requisition for the short stock");
+    // The robot's access token is in what the DingTalk fake received; the demo redacts it.
+    let robot_token = "5f1c0d9e8b7a6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d";
+    assert!(!out.contains(robot_token), "a sandbox secret leaked into the demo output");
+    assert!(out.contains("\"***\""), "the redaction shows");
+}

@@ -244,7 +244,9 @@ mod tests {
 
     #[test]
     fn fields_and_numbers() {
-        let list = Value::from(minijinja::value::Serde(serde_json::json!([{"name": "数量", "value": "12"}, {"name": "项目", "value": "MES"}])));
+        let list = Value::from(minijinja::value::Serde(
+            serde_json::json!([{"name": "数量", "value": "12"}, {"name": "项目", "value": "MES"}]),
+        ));
         let obj = fields(&list, Kwargs::from_iter(std::iter::empty::<(&str, Value)>())).unwrap();
         assert_eq!(obj.get_attr("项目").unwrap().as_str(), Some("MES"));
         assert_eq!(number(&obj.get_attr("数量").unwrap()).unwrap(), Value::from(12));

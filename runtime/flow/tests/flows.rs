@@ -113,7 +113,9 @@ fn example_flows_load() {
 
 #[test]
 fn jira_example_maps_a_worklog() {
-    let plan = load_file(&repo_dir().join("runtime/flow/tests/examples/jira-worklogs-to-kingdee.yaml"), "jira.yaml").unwrap();
+    let plan =
+        load_file(&repo_dir().join("runtime/flow/tests/examples/jira-worklogs-to-kingdee.yaml"), "jira.yaml")
+            .unwrap();
     assert_eq!(plan.id.as_str(), "jira-worklogs-to-kingdee");
     let kingdee = plan.connections.iter().find(|c| c.id.as_str() == "kingdee").unwrap();
     assert_eq!(kingdee.connector.version, "0.1.0");
@@ -169,7 +171,9 @@ fn jira_example_maps_a_worklog() {
 
 #[test]
 fn http_example_maps_an_order() {
-    let plan = load_file(&repo_dir().join("runtime/flow/tests/examples/http-orders-to-erp.yaml"), "http.yaml").unwrap();
+    let plan =
+        load_file(&repo_dir().join("runtime/flow/tests/examples/http-orders-to-erp.yaml"), "http.yaml")
+            .unwrap();
     assert_eq!(plan.concurrency, 4);
     let order = json!({
         "order_no": "SO-2024-0001",

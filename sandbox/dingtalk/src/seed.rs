@@ -174,7 +174,8 @@ pub fn instances(now_ms: i64) -> Vec<Instance> {
                     21 => "两箱".to_string(),
                     _ => (i % 7 + 1).to_string(),
                 };
-                let needed = if i == 16 { "2026-02-30".to_string() } else { format!("2026-12-{:02}", i % 28 + 1) };
+                let needed =
+                    if i == 16 { "2026-02-30".to_string() } else { format!("2026-12-{:02}", i % 28 + 1) };
                 let project_code = if i == 22 { "PRJ-X" } else { project.jira_key };
                 let form = vec![
                     ("物料编码".to_string(), material.number.to_string()),
