@@ -55,6 +55,9 @@ impl<T> Fake<T> {
     }
 }
 
+/// A system as [`Sandbox::systems`] lists it: name, URL and demo credentials.
+pub type SystemInfo<'a> = (&'static str, &'a str, Vec<(&'static str, String)>);
+
 /// The five fakes.
 pub struct Sandbox {
     /// The clock they share.
@@ -98,7 +101,7 @@ impl Sandbox {
     }
 
     /// Each system: name, URL and demo credentials.
-    pub fn systems(&self) -> Vec<(&'static str, &str, Vec<(&'static str, String)>)> {
+    pub fn systems(&self) -> Vec<SystemInfo<'_>> {
         vec![
             ("jira", self.jira.url(), self.jira.fake.credentials()),
             ("dingtalk", self.dingtalk.url(), self.dingtalk.fake.credentials()),
