@@ -144,19 +144,19 @@ pub(crate) async fn consume(
                 Ok(Done::Record { page, seq, result })
             });
         }
-        if running.is_empty() && ready.is_empty() {
-            if interrupted {
-                break;
-            }
-            if !input_open {
-                match collector.as_mut() {
-                    Some(c) if !c.waiting.is_empty() => {
-                        c.flush_all();
-                        continue;
-                    }
-                    Some(c) if !c.full.is_empty() => continue,
-                    _ => break,
+        // Interrupted: records not started stay pending in the store for the next start
+        // (waiting for them here would leave the select below with no branch enabled).
+        if interrupted && running.is_empty() {
+            break;
+        }
+        if running.is_empty() && ready.is_empty() && !input_open {
+            match collector.as_mut() {
+                Some(c) if !c.waiting.is_empty() => {
+                    c.flush_all();
+                    continue;
                 }
+                Some(c) if !c.full.is_empty() => continue,
+                _ => break,
             }
         }
         let deadline = collector.as_ref().and_then(Collector::next_deadline);
