@@ -25,7 +25,7 @@ use crate::error::ApiError;
 use crate::routes::ROUTES;
 
 /// What a token may do. Ordered: a higher role may do everything a lower one may.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Read flows, runs, dead letters, connectors.

@@ -32,4 +32,4 @@ pub use app::{RunningServer, ServerError, start};
 pub use auth::{Role, create_token, hash_token};
 pub use config::{Limits, ServeConfig};
 pub use connectors::{InstalledConnector, LoadedConnectors};
-pub use routes::{ROUTES, RouteSpec, openapi};
+pub use routes::{ROUTES, RouteSpec, openapi, path_params};
