@@ -9,6 +9,8 @@ mod connector;
 mod history;
 mod run;
 mod schema;
+mod serve;
+mod token;
 mod validate;
 
 use std::path::PathBuf;
@@ -23,6 +25,9 @@ struct Cli {
     /// State directory (compile cache, run state). Default: $QIAO_HOME, else ~/.qiao.
     #[arg(long, global = true, env = "QIAO_HOME")]
     state: Option<PathBuf>,
+    /// Log format on stderr: text or json.
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -44,6 +49,11 @@ enum Command {
     /// Inspect, replay or drop dead letters.
     #[command(subcommand)]
     Dlq(history::DlqCommand),
+    /// Serve every flow of a folder: webhooks, admin API, metrics.
+    Serve(serve::ServeArgs),
+    /// Manage admin API tokens.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
 }
 
 fn state_dir(arg: Option<PathBuf>) -> PathBuf {
@@ -51,19 +61,21 @@ fn state_dir(arg: Option<PathBuf>) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(".qiao"))
 }
 
-fn init_logging() {
+fn init_logging(format: &str, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("QIAO_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init();
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    // The server logs its lifecycle at INFO; other commands only warnings.
+    init_logging(&cli.log_format, if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" });
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -80,6 +92,8 @@ fn main() -> ExitCode {
             Command::Run(args) => run::run(args, &state).await,
             Command::Runs(cmd) => history::runs(cmd, &state).await,
             Command::Dlq(cmd) => history::dlq(cmd, &state).await,
+            Command::Serve(args) => serve::run(args, &state).await,
+            Command::Token(cmd) => token::run(cmd, &state).await,
         }
     });
     match result {

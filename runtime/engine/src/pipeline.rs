@@ -145,10 +145,12 @@ pub(crate) async fn consume(
                 Ok(Done::Record { page, seq, result })
             });
         }
+        // Interrupted: records not started stay pending in the store for the next start
+        // (waiting for them here would leave the select below with no branch enabled).
+        if interrupted && running.is_empty() {
+            break;
+        }
         if running.is_empty() && ready.is_empty() {
-            if interrupted {
-                break;
-            }
             if !input_open {
                 match collector.as_mut() {
                     Some(c) if !c.waiting.is_empty() => {
