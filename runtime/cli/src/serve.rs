@@ -70,7 +70,8 @@ pub async fn run(args: ServeArgs, state: &Path) -> Result<()> {
         reload_every: (args.reload_every > 0).then(|| Duration::from_secs(args.reload_every)),
         ..Default::default()
     };
-    let serve_config = ServeConfig { flows_dir: args.flows, listen: args.listen, state_dir: state.to_path_buf(), limits };
+    let serve_config =
+        ServeConfig { flows_dir: args.flows, listen: args.listen, state_dir: state.to_path_buf(), limits };
     let server = qiao_server::start(serve_config, store, connectors).await?;
     for (file, problems) in &server.invalid {
         eprintln!("warning: skipping flow {file}:\n{problems}");
@@ -89,7 +90,8 @@ async fn wait_for_stop(addr: SocketAddr) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup())) else {
+        let (Ok(mut term), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup()))
+        else {
             let _ = tokio::signal::ctrl_c().await;
             return;
         };

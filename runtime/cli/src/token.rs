@@ -64,8 +64,12 @@ pub async fn run(cmd: TokenCommand, state: &Path) -> Result<()> {
                 bail!("unknown role {role:?}: use viewer, operator or admin");
             };
             let (token, record) = qiao_server::create_token(&store, &name, role).await?;
-            audit(&store, "token create", format!("token {}#{} ({})", record.name, record.id, role.as_str())).await;
-            eprintln!("created token {:?} (id {}, role {}); it is shown only now:", record.name, record.id, record.role);
+            audit(&store, "token create", format!("token {}#{} ({})", record.name, record.id, role.as_str()))
+                .await;
+            eprintln!(
+                "created token {:?} (id {}, role {}); it is shown only now:",
+                record.name, record.id, record.role
+            );
             println!("{token}");
         }
         TokenCommand::List => {

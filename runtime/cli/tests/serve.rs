@@ -23,11 +23,15 @@ fn repo() -> PathBuf {
 
 fn connectors_dir(tmp: &Path) -> PathBuf {
     let src = std::env::var_os("QIAO_CONNECTORS_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        std::env::var_os("CARGO_TARGET_DIR").map(|d| repo().join(d)).unwrap_or_else(|| repo().join("target")).join("connectors")
+        std::env::var_os("CARGO_TARGET_DIR")
+            .map(|d| repo().join(d))
+            .unwrap_or_else(|| repo().join("target"))
+            .join("connectors")
     });
     let dir = tmp.join("connectors");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::copy(src.join("http.wasm"), dir.join("http.wasm")).expect("http.wasm: build the http connector first");
+    std::fs::copy(src.join("http.wasm"), dir.join("http.wasm"))
+        .expect("http.wasm: build the http connector first");
     dir
 }
 
@@ -175,7 +179,11 @@ steps:
     }
     let accepted = accepted.lock().unwrap().clone();
     let before_restart = sink.0.lock().unwrap().len();
-    assert!(before_restart < accepted.len(), "the drain deadline left work for the restart ({before_restart} of {})", accepted.len());
+    assert!(
+        before_restart < accepted.len(),
+        "the drain deadline left work for the restart ({before_restart} of {})",
+        accepted.len()
+    );
 
     let mut child = spawn_serve(tmp.path(), &connectors, listen);
     wait_ready(&client, listen).await;

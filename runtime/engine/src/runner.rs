@@ -364,6 +364,9 @@ impl FlowRunner {
             (None, None, BatchEnd::Complete) => (RunStatus::Succeeded, None),
         };
         self.inner.store.update_run(id, info).await?;
+        let status = serde_json::to_value(info.status).ok().and_then(|v| v.as_str().map(str::to_string));
+        metrics::counter!("qiao_runs_total", "flow" => self.flow().to_string(), "status" => status.unwrap_or_default())
+            .increment(1);
         let c = info.counts;
         tracing::info!(flow = self.flow(), run = id, status = ?info.status, records_in = c.records_in,
             records_out = c.records_out, filtered = c.filtered, failed = c.failed, "run finished");

@@ -131,6 +131,8 @@ impl IntakePermit {
             Delivery::Duplicate => Ok(Delivered::Duplicate),
             Delivery::Stored(id) => {
                 self.intake.tally.records_in.fetch_add(states.len() as u64, Ordering::Relaxed);
+                metrics::counter!("qiao_records_in_total", "flow" => runner.flow().to_string())
+                    .increment(states.len() as u64);
                 let records = states.into_iter().enumerate().map(|(i, s)| (i as u64, s)).collect();
                 // If the consumer is gone the batch stays in the store and resumes next start.
                 let _ = self.permit.send(Page { id, records });
@@ -248,7 +250,12 @@ impl FlowRunner {
     async fn fire_logged(&self, input: TriggerInput) -> Result<(), EngineError> {
         let summary = self.fire(input).await?;
         if summary.info.status == RunStatus::Failed {
-            tracing::warn!(flow = self.flow(), run = summary.run_id, error = summary.info.error.as_deref().unwrap_or(""), "run failed");
+            tracing::warn!(
+                flow = self.flow(),
+                run = summary.run_id,
+                error = summary.info.error.as_deref().unwrap_or(""),
+                "run failed"
+            );
         }
         Ok(())
     }
@@ -319,4 +326,3 @@ impl WebhookConsumer {
 pub fn webhook_record(delivery: Option<&str>, body: serde_json::Value) -> SourceRecord {
     SourceRecord { id: delivery.map(str::to_string), data: body }
 }
-

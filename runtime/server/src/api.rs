@@ -53,15 +53,23 @@ pub(crate) async fn openapi() -> Response {
 }
 
 pub(crate) async fn list_flows(State(app): State<Arc<AppState>>) -> ApiResult {
-    let invalid: Vec<Value> =
-        app.flows.invalid().into_iter().map(|(file, problems)| json!({"file": file, "problems": problems})).collect();
+    let invalid: Vec<Value> = app
+        .flows
+        .invalid()
+        .into_iter()
+        .map(|(file, problems)| json!({"file": file, "problems": problems}))
+        .collect();
     ok(json!({"flows": app.flows.list(), "invalid": invalid}))
 }
 
 pub(crate) async fn get_flow(State(app): State<Arc<AppState>>, Path(flow): Path<String>) -> ApiResult {
     let view = app.flows.get(&flow).ok_or_else(|| ApiError::not_found(format!("flow {flow:?} not found")))?;
-    let runs: Vec<Value> =
-        app.store.list_runs(Some(&flow), 10)?.into_iter().map(|(id, run)| json!({"id": id, "run": run})).collect();
+    let runs: Vec<Value> = app
+        .store
+        .list_runs(Some(&flow), 10)?
+        .into_iter()
+        .map(|(id, run)| json!({"id": id, "run": run}))
+        .collect();
     let dead_letters = app.store.list_dead_letters(Some(&flow))?.len();
     ok(json!({"flow": view, "runs": runs, "dead_letters": dead_letters}))
 }
@@ -74,7 +82,11 @@ pub(crate) async fn disable_flow(State(app): State<Arc<AppState>>, Path(flow): P
     ok(json!({"flow": app.flows.set_enabled(&flow, false).await?}))
 }
 
-pub(crate) async fn run_flow(State(app): State<Arc<AppState>>, Path(flow): Path<String>, body: Bytes) -> ApiResult {
+pub(crate) async fn run_flow(
+    State(app): State<Arc<AppState>>,
+    Path(flow): Path<String>,
+    body: Bytes,
+) -> ApiResult {
     let body = json_body(&body)?;
     let answer = app.flows.run_now(&flow, body).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(answer)).into_response())
@@ -93,7 +105,10 @@ fn parse_status(s: &str) -> Result<RunStatus, ApiError> {
     })
 }
 
-pub(crate) async fn list_runs(State(app): State<Arc<AppState>>, Query(q): Query<HashMap<String, String>>) -> ApiResult {
+pub(crate) async fn list_runs(
+    State(app): State<Arc<AppState>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
     let n = limit(&q, 50, 1000)?;
     let status = q.get("status").map(|s| parse_status(s)).transpose()?;
     let trigger = q.get("trigger");
@@ -149,7 +164,10 @@ pub(crate) async fn get_dead_letter(State(app): State<Arc<AppState>>, Path(id): 
     ok(v)
 }
 
-pub(crate) async fn replay_dead_letter(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> ApiResult {
+pub(crate) async fn replay_dead_letter(
+    State(app): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> ApiResult {
     let id = id_param(&id, "dead letter")?;
     let (flow, batch) = app.store.replay_dead_letter(id, now_ms()).await?;
     let queued = app.flows.replayed(&flow, batch).await?;
@@ -198,12 +216,17 @@ pub(crate) async fn create_token_route(
 ) -> ApiResult {
     let req: NewToken = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("expected {{\"name\": ..., \"role\": ...}}: {e}")))?;
-    let role = Role::parse(&req.role)
-        .ok_or_else(|| ApiError::bad_request(format!("unknown role {:?}: use viewer, operator or admin", req.role)))?;
+    let role = Role::parse(&req.role).ok_or_else(|| {
+        ApiError::bad_request(format!("unknown role {:?}: use viewer, operator or admin", req.role))
+    })?;
     let (token, record) = create_token(&app.store, &req.name, role).await?;
     tracing::info!(by = %caller.name, name = %record.name, role = role.as_str(), "token created");
-    Ok((StatusCode::CREATED, axum::Json(json!({"token": token, "id": record.id, "name": record.name, "role": record.role,
-        "note": "the token is shown only now; it is stored hashed"}))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({"token": token, "id": record.id, "name": record.name, "role": record.role,
+        "note": "the token is shown only now; it is stored hashed"})),
+    )
+        .into_response())
 }
 
 pub(crate) async fn revoke_token(State(app): State<Arc<AppState>>, Path(id): Path<String>) -> ApiResult {
@@ -211,6 +234,9 @@ pub(crate) async fn revoke_token(State(app): State<Arc<AppState>>, Path(id): Pat
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-pub(crate) async fn list_audit(State(app): State<Arc<AppState>>, Query(q): Query<HashMap<String, String>>) -> ApiResult {
+pub(crate) async fn list_audit(
+    State(app): State<Arc<AppState>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
     ok(json!({"audit": app.store.list_audit(limit(&q, 100, 10_000)?)?}))
 }

@@ -98,7 +98,13 @@ pub async fn start(
         connectors.clone(),
         config.limits.clone(),
     );
-    let app = Arc::new(AppState { store, flows, connectors, limits: config.limits.clone(), ready: AtomicBool::new(false) });
+    let app = Arc::new(AppState {
+        store,
+        flows,
+        connectors,
+        limits: config.limits.clone(),
+        ready: AtomicBool::new(false),
+    });
     let report = app.flows.reload().await.map_err(ServerError::Flows)?;
     for (file, problems) in &report.invalid {
         tracing::warn!(file = %file, problems = %problems, "flow skipped");

@@ -78,7 +78,10 @@ fn new_token() -> Result<String, StoreError> {
 
 /// Creates a token: stores its hash and returns the token (to show once) with its record.
 pub async fn create_token(store: &Store, name: &str, role: Role) -> Result<(String, ApiToken), StoreError> {
-    if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c)) {
+    if name.is_empty()
+        || name.len() > 64
+        || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
+    {
         return Err(StoreError::Conflict(format!(
             "invalid token name {name:?}: use 1-64 letters, digits, '-', '_', '.', '@'"
         )));

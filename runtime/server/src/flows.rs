@@ -109,7 +109,9 @@ pub(crate) fn trigger_kind(plan: &FlowPlan) -> &'static str {
 /// The hook path of a webhook flow: `/hooks/<flow><path>`.
 pub(crate) fn hook_path(plan: &FlowPlan) -> Option<String> {
     match &plan.trigger {
-        TriggerPlan::Webhook { path, .. } => Some(format!("/hooks/{}{}", plan.id, path.trim_end_matches('/'))),
+        TriggerPlan::Webhook { path, .. } => {
+            Some(format!("/hooks/{}{}", plan.id, path.trim_end_matches('/')))
+        }
         _ => None,
     }
 }
@@ -128,7 +130,13 @@ pub(crate) struct Flows {
 }
 
 impl Flows {
-    pub fn new(dir: PathBuf, state_dir: PathBuf, store: Store, connectors: LoadedConnectors, limits: Limits) -> Self {
+    pub fn new(
+        dir: PathBuf,
+        state_dir: PathBuf,
+        store: Store,
+        connectors: LoadedConnectors,
+        limits: Limits,
+    ) -> Self {
         Flows {
             dir,
             state_dir,
@@ -192,7 +200,9 @@ impl Flows {
     /// (flow, queue depth) of every running webhook flow.
     pub fn queue_depths(&self) -> Vec<(String, usize)> {
         match self.table.read() {
-            Ok(t) => t.iter().filter_map(|(id, e)| e.intake.as_ref().map(|i| (id.clone(), i.depth()))).collect(),
+            Ok(t) => {
+                t.iter().filter_map(|(id, e)| e.intake.as_ref().map(|i| (id.clone(), i.depth()))).collect()
+            }
             Err(_) => Vec::new(),
         }
     }
@@ -201,7 +211,8 @@ impl Flows {
 
     fn load(&self, file: &Path, text: &str) -> Result<FlowPlan, String> {
         let secrets = FileSecrets::open(&self.state_dir).map_err(|e| e.to_string())?;
-        qiao_flow::load(&file.display().to_string(), text, &self.connectors, &secrets).map_err(|d| d.to_string())
+        qiao_flow::load(&file.display().to_string(), text, &self.connectors, &secrets)
+            .map_err(|d| d.to_string())
     }
 
     fn flow_files(&self) -> Result<Vec<PathBuf>, String> {
@@ -338,8 +349,12 @@ impl Flows {
             return;
         };
         let store = self.store.clone();
-        let runner = match FlowRunner::new(plan, |info| self.connectors.connector(info), store, RunnerOptions::default())
-        {
+        let runner = match FlowRunner::new(
+            plan,
+            |info| self.connectors.connector(info),
+            store,
+            RunnerOptions::default(),
+        ) {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(flow = id, error = %e, "flow cannot start");
@@ -364,7 +379,9 @@ impl Flows {
             }
             tokio::spawn(async move {
                 match consumer.run().await {
-                    Ok(s) => tracing::info!(flow, run = s.run_id, status = ?s.info.status, "webhook consumer stopped"),
+                    Ok(s) => {
+                        tracing::info!(flow, run = s.run_id, status = ?s.info.status, "webhook consumer stopped")
+                    }
                     Err(e) => tracing::error!(flow, error = %e, "webhook consumer failed"),
                 }
             })
@@ -407,7 +424,10 @@ impl Flows {
             runner.shutdown_token().cancel();
         }
         if tokio::time::timeout(self.limits.drain_timeout, &mut handle).await.is_err() {
-            tracing::warn!(flow = id, "flow did not drain in time; stopping it, its unfinished records resume on the next start");
+            tracing::warn!(
+                flow = id,
+                "flow did not drain in time; stopping it, its unfinished records resume on the next start"
+            );
             runner.shutdown_token().cancel();
             let _ = handle.await;
         }
@@ -434,7 +454,9 @@ impl Flows {
     pub async fn run_now(&self, id: &str, body: Option<Value>) -> Result<Value, ApiError> {
         let (plan_kind, runner, intake, wake) = {
             let t = self.table.read().map_err(|_| ApiError::internal("flow table poisoned"))?;
-            let Some(e) = t.get(id) else { return Err(ApiError::not_found(format!("flow {id:?} not found"))) };
+            let Some(e) = t.get(id) else {
+                return Err(ApiError::not_found(format!("flow {id:?} not found")));
+            };
             if e.state != FlowState::Running {
                 return Err(ApiError::new(
                     StatusCode::CONFLICT,
@@ -446,15 +468,21 @@ impl Flows {
         };
         match plan_kind {
             "webhook" => {
-                let Some(intake) = intake else { return Err(ApiError::internal("webhook flow without intake")) };
+                let Some(intake) = intake else {
+                    return Err(ApiError::internal("webhook flow without intake"));
+                };
                 let permit = intake.try_reserve().map_err(|e| {
                     ApiError::new(StatusCode::TOO_MANY_REQUESTS, "intake-full", e.to_string())
                         .retry_after(self.limits.retry_after_secs)
                 })?;
                 let record = qiao_engine::webhook_record(None, body.unwrap_or_else(|| json!({})));
                 match permit.deliver(None, vec![record]).await? {
-                    qiao_engine::Delivered::Accepted { batch } => Ok(json!({"flow": id, "accepted": true, "batch": batch})),
-                    qiao_engine::Delivered::Duplicate => Ok(json!({"flow": id, "accepted": true, "duplicate": true})),
+                    qiao_engine::Delivered::Accepted { batch } => {
+                        Ok(json!({"flow": id, "accepted": true, "batch": batch}))
+                    }
+                    qiao_engine::Delivered::Duplicate => {
+                        Ok(json!({"flow": id, "accepted": true, "duplicate": true}))
+                    }
                 }
             }
             "manual" => {

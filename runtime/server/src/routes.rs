@@ -32,7 +32,13 @@ const V: Option<Role> = Some(Role::Viewer);
 const O: Option<Role> = Some(Role::Operator);
 const A: Option<Role> = Some(Role::Admin);
 
-const fn route(method: &'static str, path: &'static str, role: Option<Role>, operation: &'static str, summary: &'static str) -> RouteSpec {
+const fn route(
+    method: &'static str,
+    path: &'static str,
+    role: Option<Role>,
+    operation: &'static str,
+    summary: &'static str,
+) -> RouteSpec {
     RouteSpec { method, path, role, operation, summary, query: &[], body: None, ok: 200 }
 }
 
@@ -41,12 +47,33 @@ pub const ROUTES: &[RouteSpec] = &[
     route("GET", "/api/v1/openapi.json", None, "getOpenApi", "This OpenAPI document"),
     route("GET", "/api/v1/flows", V, "listFlows", "Flows: running, disabled, and files that failed to load"),
     route("GET", "/api/v1/flows/{flow}", V, "getFlow", "One flow with its latest runs"),
-    route("POST", "/api/v1/flows/{flow}/enable", O, "enableFlow", "Enable a flow (starts it; survives restarts)"),
-    route("POST", "/api/v1/flows/{flow}/disable", O, "disableFlow", "Disable a flow (drains and stops it; survives restarts)"),
+    route(
+        "POST",
+        "/api/v1/flows/{flow}/enable",
+        O,
+        "enableFlow",
+        "Enable a flow (starts it; survives restarts)",
+    ),
+    route(
+        "POST",
+        "/api/v1/flows/{flow}/disable",
+        O,
+        "disableFlow",
+        "Disable a flow (drains and stops it; survives restarts)",
+    ),
     RouteSpec {
-        body: Some((false, r#"{"description": "Manual flows: the input record. Webhook flows: the event, taken in without signature check (the caller is authenticated by token).", "type": "object"}"#)),
+        body: Some((
+            false,
+            r#"{"description": "Manual flows: the input record. Webhook flows: the event, taken in without signature check (the caller is authenticated by token).", "type": "object"}"#,
+        )),
         ok: 202,
-        ..route("POST", "/api/v1/flows/{flow}/run", O, "runFlow", "Run a flow now (poll, schedule, manual; webhook flows take the body as an event)")
+        ..route(
+            "POST",
+            "/api/v1/flows/{flow}/run",
+            O,
+            "runFlow",
+            "Run a flow now (poll, schedule, manual; webhook flows take the body as an event)",
+        )
     },
     route("POST", "/api/v1/reload", O, "reloadFlows", "Reload the flows folder now"),
     RouteSpec {
@@ -63,20 +90,44 @@ pub const ROUTES: &[RouteSpec] = &[
         ..route("GET", "/api/v1/runs/{id}", V, "getRun", "One run with the outcome of each record")
     },
     RouteSpec {
-        query: &[("flow", "string", "Only dead letters of this flow"), ("limit", "integer", "At most this many (default 100)")],
+        query: &[
+            ("flow", "string", "Only dead letters of this flow"),
+            ("limit", "integer", "At most this many (default 100)"),
+        ],
         ..route("GET", "/api/v1/dead-letters", V, "listDeadLetters", "Dead letters, oldest first")
     },
-    route("GET", "/api/v1/dead-letters/{id}", V, "getDeadLetter", "One dead letter with the record as it stood"),
-    route("POST", "/api/v1/dead-letters/{id}/replay", O, "replayDeadLetter", "Put a dead letter back into its flow at the failed step"),
-    RouteSpec { ok: 204, ..route("DELETE", "/api/v1/dead-letters/{id}", O, "dropDeadLetter", "Delete a dead letter for good") },
+    route(
+        "GET",
+        "/api/v1/dead-letters/{id}",
+        V,
+        "getDeadLetter",
+        "One dead letter with the record as it stood",
+    ),
+    route(
+        "POST",
+        "/api/v1/dead-letters/{id}/replay",
+        O,
+        "replayDeadLetter",
+        "Put a dead letter back into its flow at the failed step",
+    ),
+    RouteSpec {
+        ok: 204,
+        ..route("DELETE", "/api/v1/dead-letters/{id}", O, "dropDeadLetter", "Delete a dead letter for good")
+    },
     route("GET", "/api/v1/connectors", V, "listConnectors", "Loaded connectors"),
     route("GET", "/api/v1/tokens", A, "listTokens", "API tokens (never the tokens themselves)"),
     RouteSpec {
-        body: Some((true, r#"{"type": "object", "required": ["name", "role"], "properties": {"name": {"type": "string"}, "role": {"type": "string", "enum": ["viewer", "operator", "admin"]}}}"#)),
+        body: Some((
+            true,
+            r#"{"type": "object", "required": ["name", "role"], "properties": {"name": {"type": "string"}, "role": {"type": "string", "enum": ["viewer", "operator", "admin"]}}}"#,
+        )),
         ok: 201,
         ..route("POST", "/api/v1/tokens", A, "createToken", "Create a token; the answer shows it once")
     },
-    RouteSpec { ok: 204, ..route("DELETE", "/api/v1/tokens/{id}", A, "revokeToken", "Revoke a token by id or name") },
+    RouteSpec {
+        ok: 204,
+        ..route("DELETE", "/api/v1/tokens/{id}", A, "revokeToken", "Revoke a token by id or name")
+    },
     RouteSpec {
         query: &[("limit", "integer", "At most this many (default 100)")],
         ..route("GET", "/api/v1/audit", A, "listAudit", "The audit log of state-changing calls, newest first")
@@ -135,7 +186,8 @@ pub fn openapi() -> Value {
         }
         if let Some((required, schema)) = r.body {
             let schema: Value = serde_json::from_str(schema).unwrap_or_else(|_| json!({"type": "object"}));
-            op["requestBody"] = json!({"required": required, "content": {"application/json": {"schema": schema}}});
+            op["requestBody"] =
+                json!({"required": required, "content": {"application/json": {"schema": schema}}});
         }
         let item = paths.entry(r.path.to_string()).or_insert_with(|| json!({}));
         item[r.method.to_ascii_lowercase()] = op;

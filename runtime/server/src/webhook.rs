@@ -111,7 +111,8 @@ async fn intake(
         check_signature(secret.expose(), headers, &body)?;
     }
     let delivery = delivery_id(headers)?;
-    let (records, reply) = match intake.runner().verify_webhook(&connector_headers(headers, uri), &body).await {
+    let (records, reply) = match intake.runner().verify_webhook(&connector_headers(headers, uri), &body).await
+    {
         Some(Ok(result)) => (result.records, result.reply),
         Some(Err(e)) => {
             let (status, code) = match e.class() {
@@ -127,10 +128,15 @@ async fn intake(
         }
         None => {
             if body.is_empty() {
-                return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad-body", "the body is empty; a JSON body is expected"));
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad-body",
+                    "the body is empty; a JSON body is expected",
+                ));
             }
-            let value: serde_json::Value = serde_json::from_slice(&body)
-                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad-body", format!("the body is not JSON: {e}")))?;
+            let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+                ApiError::new(StatusCode::BAD_REQUEST, "bad-body", format!("the body is not JSON: {e}"))
+            })?;
             (vec![webhook_record(delivery.as_deref(), value)], None)
         }
     };
@@ -138,10 +144,12 @@ async fn intake(
         json!({"accepted": true, "records": 0})
     } else {
         let permit = intake.try_reserve().map_err(|e| match e {
-            IntakeError::Full => {
-                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "intake-full", "the flow's intake is full; retry later")
-                    .retry_after(retry)
-            }
+            IntakeError::Full => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "intake-full",
+                "the flow's intake is full; retry later",
+            )
+            .retry_after(retry),
             IntakeError::Closed => unavailable(retry, "the flow is stopping"),
         })?;
         let n = records.len();
@@ -155,7 +163,8 @@ async fn intake(
         }
     };
     if let Some(reply) = reply {
-        let mut response = (StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK), reply.body).into_response();
+        let mut response =
+            (StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK), reply.body).into_response();
         for (k, v) in reply.headers {
             if let (Ok(k), Ok(v)) = (HeaderName::try_from(k), HeaderValue::try_from(v)) {
                 response.headers_mut().insert(k, v);
@@ -192,7 +201,11 @@ fn delivery_id(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
                 .ok()
                 .map(str::trim)
                 .filter(|v| !v.is_empty() && v.len() <= MAX_DELIVERY_ID)
-                .ok_or_else(|| ApiError::bad_request(format!("header {name} must be 1-{MAX_DELIVERY_ID} visible characters")))?;
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "header {name} must be 1-{MAX_DELIVERY_ID} visible characters"
+                    ))
+                })?;
             return Ok(Some(v.to_string()));
         }
     }

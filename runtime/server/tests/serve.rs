@@ -24,7 +24,10 @@ const SECRET: &str = "hook-s3cret";
 fn http_wasm() -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let dir = std::env::var_os("QIAO_CONNECTORS_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        std::env::var_os("CARGO_TARGET_DIR").map(|d| root.join(d)).unwrap_or_else(|| root.join("target")).join("connectors")
+        std::env::var_os("CARGO_TARGET_DIR")
+            .map(|d| root.join(d))
+            .unwrap_or_else(|| root.join("target"))
+            .join("connectors")
     });
     let path = dir.join("http.wasm");
     assert!(path.is_file(), "{} is missing: build the http connector first", path.display());
@@ -103,7 +106,12 @@ async fn harness(limits: Limits, sink_delay_ms: u64, concurrency: u32) -> Harnes
     std::fs::write(flows.join("broken.yaml"), "flow: broken\ntrigger: {}\n").unwrap();
     let store = Store::open(&state).unwrap();
     let connectors = load_connectors(&store, &state).await;
-    let config = ServeConfig { flows_dir: flows.clone(), listen: "127.0.0.1:0".parse().unwrap(), state_dir: state, limits };
+    let config = ServeConfig {
+        flows_dir: flows.clone(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        state_dir: state,
+        limits,
+    };
     let server = qiao_server::start(config, store.clone(), connectors).await.unwrap();
     let base = format!("http://{}", server.addr);
     Harness { _dir: dir, flows, store, server, base, client: reqwest::Client::new(), sink, sink_addr }
@@ -144,7 +152,13 @@ impl Harness {
     }
 
     fn sink_ids(&self) -> Vec<String> {
-        self.sink.got.lock().unwrap().iter().map(|v| v["id"].as_str().unwrap_or_default().to_string()).collect()
+        self.sink
+            .got
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|v| v["id"].as_str().unwrap_or_default().to_string())
+            .collect()
     }
 
     async fn wait_sink(&self, n: usize) {
@@ -184,12 +198,25 @@ async fn webhook_signature_failure_is_refused_and_nothing_stored() {
     let url = format!("{}/hooks/orders/events", h.base);
     let none = h.client.post(&url).body(body.clone()).send().await.unwrap();
     assert_eq!(none.status(), 401);
-    let wrong = h.client.post(&url).header("x-hub-signature-256", "sha256=00ff").body(body.clone()).send().await.unwrap();
+    let wrong = h
+        .client
+        .post(&url)
+        .header("x-hub-signature-256", "sha256=00ff")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(wrong.status(), 401);
     let err: Value = serde_json::from_slice(&wrong.bytes().await.unwrap()).unwrap();
     assert_eq!(err["error"]["code"], "bad-signature");
-    let tampered =
-        h.client.post(&url).header("x-hub-signature-256", sign(b"{\"id\":\"B\"}")).body(body).send().await.unwrap();
+    let tampered = h
+        .client
+        .post(&url)
+        .header("x-hub-signature-256", sign(b"{\"id\":\"B\"}"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(tampered.status(), 401);
     assert!(h.store.pending_batches("orders").unwrap().is_empty(), "nothing stored for refused deliveries");
     let ok = h.hook(&json!({"id": "A-1"}), None).await;
@@ -380,7 +407,11 @@ async fn role_matrix_every_route_every_role() {
                     assert_eq!(err["error"]["code"], "forbidden");
                 }
                 _ => {
-                    assert!(status != 401 && status != 403 && status != 405, "{} {path} as {role:?}: {status} {err}", route.method);
+                    assert!(
+                        status != 401 && status != 403 && status != 405,
+                        "{} {path} as {role:?}: {status} {err}",
+                        route.method
+                    );
                     assert_ne!(err["error"]["message"], "no such route", "{} {path} is routed", route.method);
                     if route.method != "GET" {
                         passed_writes += 1;
@@ -391,7 +422,8 @@ async fn role_matrix_every_route_every_role() {
         }
         // The flow may have been disabled by the matrix: enable it again for later routes.
         if route.path.ends_with("/disable") {
-            let (s, _) = h.api("POST", "/api/v1/flows/orders/enable", Some(&tokens[&Role::Admin]), None).await;
+            let (s, _) =
+                h.api("POST", "/api/v1/flows/orders/enable", Some(&tokens[&Role::Admin]), None).await;
             assert_eq!(s, 200);
         }
     }
@@ -433,7 +465,9 @@ async fn openapi_document_validates_and_covers_every_route() {
             for (code, r) in responses {
                 assert!(code.len() == 3 && code.parse::<u16>().is_ok(), "{code}");
                 assert!(r["description"].is_string());
-                if let Some(reference) = r.pointer("/content/application~1json/schema/$ref").and_then(Value::as_str) {
+                if let Some(reference) =
+                    r.pointer("/content/application~1json/schema/$ref").and_then(Value::as_str)
+                {
                     let target = reference.trim_start_matches('#').replace("/components/schemas/", "");
                     assert!(doc["components"]["schemas"][&target].is_object(), "dangling {reference}");
                 }
@@ -455,7 +489,8 @@ async fn openapi_document_validates_and_covers_every_route() {
             }
         }
     }
-    let routes: BTreeSet<(String, String)> = ROUTES.iter().map(|r| (r.method.to_string(), r.path.to_string())).collect();
+    let routes: BTreeSet<(String, String)> =
+        ROUTES.iter().map(|r| (r.method.to_string(), r.path.to_string())).collect();
     assert_eq!(documented, routes, "the document lists exactly the routes");
     // And every documented route is served (an unknown path answers the fallback's 404).
     for (method, path) in &documented {

@@ -157,7 +157,8 @@ impl Store {
         if self.list_tokens()?.iter().any(|t| t.name == name) {
             return Err(StoreError::Conflict(format!("a token named {name:?} exists")));
         }
-        let token = ApiToken { id: self.allocate(1), name: name.into(), role: role.into(), created_ms: now_ms };
+        let token =
+            ApiToken { id: self.allocate(1), name: name.into(), role: role.into(), created_ms: now_ms };
         let bytes = encode(&token)?;
         let (hash, id) = (hash.to_string(), token.id);
         self.write(move |txn| {
@@ -308,8 +309,14 @@ mod tests {
         assert_eq!(stored, 1);
         assert_eq!(store.pending_batches("f")?.len(), 1);
         let meta = BatchMeta { run_id: 1, next_cursor: None, created_ms: 10 };
-        assert!(matches!(store.enqueue_delivery("f", None, meta.clone(), &[rec()]).await?, Delivery::Stored(_)));
-        assert!(matches!(store.enqueue_delivery("g", Some("d-1"), meta, &[rec()]).await?, Delivery::Stored(_)));
+        assert!(matches!(
+            store.enqueue_delivery("f", None, meta.clone(), &[rec()]).await?,
+            Delivery::Stored(_)
+        ));
+        assert!(matches!(
+            store.enqueue_delivery("g", Some("d-1"), meta, &[rec()]).await?,
+            Delivery::Stored(_)
+        ));
         assert_eq!(store.prune_deliveries(11).await?, 2);
         Ok(())
     }

@@ -17,11 +17,11 @@ mod store;
 mod tables;
 mod writer;
 
+pub use admin::{ApiToken, AuditEntry, Delivery};
 pub use model::{
     BatchMeta, DeadLetter, DeadLetterId, PendingBatch, RecordOutcome, RecordState, RecordStatus, RecordWrite,
     RunCounts, RunId, RunInfo, RunStatus,
 };
-pub use admin::{ApiToken, AuditEntry, Delivery};
 pub use store::Store;
 
 /// The store failed.
