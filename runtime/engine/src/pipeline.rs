@@ -150,16 +150,14 @@ pub(crate) async fn consume(
         if interrupted && running.is_empty() {
             break;
         }
-        if running.is_empty() && ready.is_empty() {
-            if !input_open {
-                match collector.as_mut() {
-                    Some(c) if !c.waiting.is_empty() => {
-                        c.flush_all();
-                        continue;
-                    }
-                    Some(c) if !c.full.is_empty() => continue,
-                    _ => break,
+        if running.is_empty() && ready.is_empty() && !input_open {
+            match collector.as_mut() {
+                Some(c) if !c.waiting.is_empty() => {
+                    c.flush_all();
+                    continue;
                 }
+                Some(c) if !c.full.is_empty() => continue,
+                _ => break,
             }
         }
         let deadline = collector.as_ref().and_then(Collector::next_deadline);

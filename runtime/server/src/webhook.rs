@@ -118,7 +118,7 @@ async fn intake(
             let (status, code) = match e.class() {
                 ErrorClass::Unauthorized => (StatusCode::UNAUTHORIZED, "bad-signature"),
                 ErrorClass::InvalidInput | ErrorClass::Permanent => (StatusCode::BAD_REQUEST, "bad-body"),
-                ErrorClass::Transient | ErrorClass::RateLimited { .. } => {
+                ErrorClass::Transient | ErrorClass::RateLimited => {
                     return Err(unavailable(retry, "the connector could not verify the delivery now"));
                 }
                 ErrorClass::Config => (StatusCode::INTERNAL_SERVER_ERROR, "connector-config"),
