@@ -8,7 +8,7 @@
 #
 # Needs: wrk (apt-get install wrk), the http connector built to $TARGET/connectors/http.wasm,
 # and release builds of qiao and the sink:
-#   cargo build --release -p qiao -p qiao-server --example bench_sink
+#   cargo build --release -p qiao && cargo build --release -p qiao-server --example bench_sink
 set -euo pipefail
 DURATION=${1:-30}
 CONNS=${2:-50}
@@ -84,4 +84,10 @@ SINKN=$(curl -s "http://$SINK_ADDR/count")
 echo "requests $TOTAL, non-2xx $NON2XX, accepted $ACCEPTED, sink $SINKN"
 echo "rss_kib samples: $(tr '\n' ' ' < "$WORK/rss.txt")"
 kill -TERM $QPID; wait $QPID || true
-[ "$SINKN" -eq "$ACCEPTED" ] && echo "OK: no accepted request lost" || { echo "LOST: $((ACCEPTED - SINKN))"; exit 1; }
+# wrk does not count requests still in flight when it stops; those may have been accepted
+# too, so the sink may exceed wrk's count by up to the number of connections.
+if [ "$SINKN" -ge "$ACCEPTED" ] && [ "$SINKN" -le $((ACCEPTED + CONNS)) ]; then
+  echo "OK: no accepted request lost"
+else
+  echo "MISMATCH: accepted $ACCEPTED, sink $SINKN"; exit 1
+fi
