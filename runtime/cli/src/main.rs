@@ -13,6 +13,8 @@ mod key;
 mod run;
 mod sandbox;
 mod schema;
+mod serve;
+mod token;
 mod validate;
 
 use std::path::PathBuf;
@@ -27,6 +29,9 @@ struct Cli {
     /// State directory (compile cache, run state). Default: $QIAO_HOME, else ~/.qiao.
     #[arg(long, global = true, env = "QIAO_HOME")]
     state: Option<PathBuf>,
+    /// Log format on stderr: text or json.
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -58,6 +63,11 @@ enum Command {
     Sandbox(sandbox::SandboxArgs),
     /// Run every example flow against the sandbox systems and show what moved where.
     Demo(demo::DemoArgs),
+    /// Serve every flow of a folder: webhooks, admin API, metrics.
+    Serve(serve::ServeArgs),
+    /// Manage admin API tokens.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
 }
 
 fn state_dir(arg: Option<PathBuf>) -> PathBuf {
@@ -65,21 +75,28 @@ fn state_dir(arg: Option<PathBuf>) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(".qiao"))
 }
 
-/// Logs to stderr, filtered by `QIAO_LOG` (default `default_level`).
-fn init_logging(default_level: &str) {
+/// Logs to stderr as text or JSON lines, filtered by `QIAO_LOG` (default `default`).
+fn init_logging(format: &str, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("QIAO_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init();
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The demo prints its dead letters itself; their warnings would only repeat them.
-    init_logging(if matches!(cli.command, Command::Demo(_)) { "error" } else { "warn" });
+    // The server logs its lifecycle at INFO; the demo prints its dead letters itself (their
+    // warnings would only repeat them); other commands log warnings.
+    let level = match cli.command {
+        Command::Serve(_) => "info",
+        Command::Demo(_) => "error",
+        _ => "warn",
+    };
+    init_logging(&cli.log_format, level);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -100,6 +117,8 @@ fn main() -> ExitCode {
             Command::Dlq(cmd) => history::dlq(cmd, &state).await,
             Command::Sandbox(args) => sandbox::run(args).await,
             Command::Demo(args) => demo::run(args, &state).await,
+            Command::Serve(args) => serve::run(args, &state).await,
+            Command::Token(cmd) => token::run(cmd, &state).await,
         }
     });
     match result {

@@ -14,7 +14,7 @@ use qiao_flow::{BatchPlan, EvalContext};
 use qiao_store::{RecordState, RunId, StoreError};
 use serde_json::Value;
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
 use crate::error::EngineError;
@@ -117,6 +117,7 @@ pub(crate) async fn consume(
     let mut running: JoinSet<Result<Done, StoreError>> = JoinSet::new();
     let mut input_open = true;
     let mut interrupted = false;
+    let (completer, completer_task) = spawn_completer(inner);
 
     loop {
         // Start what can start: full groups first (they free the most records), then records.
@@ -219,9 +220,14 @@ pub(crate) async fn consume(
             },
             _ = inner.shutdown.cancelled(), if !interrupted => interrupted = true,
         }
-        complete_ready(inner, &mut open_pages).await?;
+        complete_ready(&mut open_pages, &completer);
     }
-    complete_ready(inner, &mut open_pages).await?;
+    complete_ready(&mut open_pages, &completer);
+    drop(completer);
+    match completer_task.await {
+        Ok(result) => result?,
+        Err(e) => return Err(StoreError::Db(format!("the batch completer failed: {e}")).into()),
+    }
     Ok(if interrupted || !open_pages.is_empty() { BatchEnd::Interrupted } else { BatchEnd::Complete })
 }
 
@@ -238,15 +244,36 @@ fn close(open_pages: &mut VecDeque<OpenPage>, page: u64, n: usize) {
     }
 }
 
-/// Completes the leading pages whose records are all terminal, in order.
-async fn complete_ready(inner: &Inner, open_pages: &mut VecDeque<OpenPage>) -> Result<(), StoreError> {
+/// Completes the leading pages whose records are all terminal, in order: hands their ids to
+/// the completer, which commits them in arrival order, all that queued up in one transaction.
+fn complete_ready(open_pages: &mut VecDeque<OpenPage>, completer: &mpsc::UnboundedSender<u64>) {
     while let Some(front) = open_pages.front()
         && front.open == 0
     {
-        inner.store.complete_batch(inner.plan.id.as_str(), front.id).await?;
+        // The completer outlives the loop that sends; a send fails only if it stopped on an
+        // error, which `consume` reports when it joins it.
+        let _ = completer.send(front.id);
         open_pages.pop_front();
     }
-    Ok(())
+}
+
+/// The completer task: commits completed pages (cursor + deletion) in order, grouping the ids
+/// that queue up while a commit syncs, so the consumer never waits for a commit.
+fn spawn_completer(inner: &Inner) -> (mpsc::UnboundedSender<u64>, JoinHandle<Result<(), StoreError>>) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<u64>();
+    let store = inner.store.clone();
+    let flow = inner.plan.id.to_string();
+    let task = tokio::spawn(async move {
+        while let Some(first) = rx.recv().await {
+            let mut ids = vec![first];
+            while let Ok(id) = rx.try_recv() {
+                ids.push(id);
+            }
+            store.complete_batches(&flow, ids).await?;
+        }
+        Ok(())
+    });
+    (tx, task)
 }
 
 /// Adds a record that reached the batch step to its group. A `group_by` that fails to

@@ -174,6 +174,9 @@ async fn finish(
         at_ms: now_ms(),
     };
     let dead_letter = failure.and_then(|(_, dl)| dl);
+    metrics::counter!("qiao_records_total", "flow" => rt.plan.id.to_string(),
+        "step" => step.map(|s| s.id.to_string()).unwrap_or_default(), "outcome" => status_name(status))
+    .increment(1);
     rt.store
         .save_record(
             rt.plan.id.as_str(),
@@ -306,11 +309,20 @@ async fn call_action(
     let mut attempt = 1;
     let mut reauthorized = false;
     loop {
-        let err = match conn.invoke(&action.operation, input, key).await {
+        let started = std::time::Instant::now();
+        let result = conn.invoke(&action.operation, input, key).await;
+        metrics::histogram!("qiao_connector_call_seconds", "flow" => rt.plan.id.to_string(),
+            "connection" => action.connection.to_string(), "operation" => action.operation.clone())
+        .record(started.elapsed().as_secs_f64());
+        let err = match result {
             Ok(out) => return Ok(out.output),
             Err(e) => e,
         };
         let class = err.class();
+        metrics::counter!("qiao_connector_errors_total", "flow" => rt.plan.id.to_string(),
+            "connection" => action.connection.to_string(), "operation" => action.operation.clone(),
+            "class" => class.as_str())
+        .increment(1);
         let retry = match class {
             ErrorClass::Unauthorized if !reauthorized => {
                 reauthorized = true;
@@ -336,6 +348,17 @@ async fn call_action(
             _ = rt.shutdown.cancelled() => return Err(ActionError::Interrupted),
         }
         attempt += 1;
+    }
+}
+
+fn status_name(status: RecordStatus) -> &'static str {
+    match status {
+        RecordStatus::Pending => "pending",
+        RecordStatus::Done => "done",
+        RecordStatus::Filtered => "filtered",
+        RecordStatus::Split => "split",
+        RecordStatus::DeadLettered => "dead-lettered",
+        RecordStatus::Skipped => "skipped",
     }
 }
 

@@ -105,7 +105,7 @@ pub(crate) struct Inner {
 /// Runs one flow.
 #[derive(Clone)]
 pub struct FlowRunner {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 #[derive(Default)]
@@ -117,7 +117,7 @@ pub(crate) struct Tally {
 }
 
 impl Tally {
-    fn counts(&self) -> RunCounts {
+    pub(crate) fn counts(&self) -> RunCounts {
         RunCounts {
             records_in: self.records_in.load(Ordering::Relaxed),
             records_out: self.records_out.load(Ordering::Relaxed),
@@ -197,7 +197,7 @@ impl FlowRunner {
         self.inner.shutdown.clone()
     }
 
-    fn flow(&self) -> &str {
+    pub(crate) fn flow(&self) -> &str {
         self.inner.plan.id.as_str()
     }
 
@@ -312,14 +312,14 @@ impl FlowRunner {
     }
 
     /// Sleeps unless shut down first; false when shut down.
-    async fn sleep(&self, d: Duration) -> bool {
+    pub(crate) async fn sleep(&self, d: Duration) -> bool {
         tokio::select! {
             _ = tokio::time::sleep(d) => true,
             _ = self.inner.shutdown.cancelled() => false,
         }
     }
 
-    async fn start_run(&self, trigger: &str) -> Result<(RunId, RunInfo), EngineError> {
+    pub(crate) async fn start_run(&self, trigger: &str) -> Result<(RunId, RunInfo), EngineError> {
         // A new run starts clean; `run()` has already stopped if the last one failed.
         self.inner.failed.store(false, Ordering::Relaxed);
         if let Ok(mut f) = self.inner.failure.lock() {
@@ -339,7 +339,7 @@ impl FlowRunner {
         Ok((id, info))
     }
 
-    async fn finish_run(
+    pub(crate) async fn finish_run(
         &self,
         id: RunId,
         info: &mut RunInfo,
@@ -364,6 +364,9 @@ impl FlowRunner {
             (None, None, BatchEnd::Complete) => (RunStatus::Succeeded, None),
         };
         self.inner.store.update_run(id, info).await?;
+        let status = serde_json::to_value(info.status).ok().and_then(|v| v.as_str().map(str::to_string));
+        metrics::counter!("qiao_runs_total", "flow" => self.flow().to_string(), "status" => status.unwrap_or_default())
+            .increment(1);
         let c = info.counts;
         tracing::info!(flow = self.flow(), run = id, status = ?info.status, records_in = c.records_in,
             records_out = c.records_out, filtered = c.filtered, failed = c.failed, "run finished");
@@ -379,7 +382,7 @@ impl FlowRunner {
         record_key(from_expr.as_ref(), record)
     }
 
-    fn states(&self, records: Vec<SourceRecord>) -> Vec<RecordState> {
+    pub(crate) fn states(&self, records: Vec<SourceRecord>) -> Vec<RecordState> {
         records
             .into_iter()
             .map(|r| RecordState {

@@ -11,11 +11,13 @@
 //! The store knows nothing of flows beyond their ids; the engine (`runtime/engine`) decides
 //! what to write when. It depends on redb, serde and tokio (for the write acknowledgements).
 
+mod admin;
 mod model;
 mod store;
 mod tables;
 mod writer;
 
+pub use admin::{ApiToken, AuditEntry, Delivery};
 pub use model::{
     BatchMeta, DeadLetter, DeadLetterId, PendingBatch, RecordOutcome, RecordState, RecordStatus, RecordWrite,
     RunCounts, RunId, RunInfo, RunStatus,
@@ -45,6 +47,9 @@ pub enum StoreError {
         /// The file.
         path: String,
     },
+    /// The write conflicts with what is stored (a name already used).
+    #[error("{0}")]
+    Conflict(String),
     /// Something asked for does not exist.
     #[error("{0} not found")]
     NotFound(String),

@@ -30,20 +30,52 @@ struct Inner {
     path: PathBuf,
 }
 
-fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
+pub(crate) fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(v).map_err(|e| StoreError::Decode { what: "value", message: e.to_string() })
 }
 
-fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+pub(crate) fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Decode { what, message: e.to_string() })
 }
 
 /// Raises the persisted id counter to at least `next`.
-fn bump_next_id(txn: &WriteTransaction, next: u64) -> Result<(), StoreError> {
+pub(crate) fn bump_next_id(txn: &WriteTransaction, next: u64) -> Result<(), StoreError> {
     let mut meta = txn.open_table(META)?;
     let current = meta.get(NEXT_ID)?.map(|v| v.value()).unwrap_or(1);
     if next > current {
         meta.insert(NEXT_ID, next)?;
+    }
+    Ok(())
+}
+
+/// Completes one batch inside `txn` (see [`Store::complete_batch`]).
+fn complete_in(txn: &WriteTransaction, flow: &str, batch: u64) -> Result<(), StoreError> {
+    let meta: BatchMeta = {
+        let batches = txn.open_table(BATCHES)?;
+        let Some(bytes) = batches.get((flow, batch))? else {
+            return Err(StoreError::NotFound(format!("batch {batch} of flow {flow:?}")));
+        };
+        decode("batch", bytes.value())?
+    };
+    let mut records = txn.open_table(RECORDS)?;
+    let mut seqs = Vec::new();
+    for row in records.range((flow, batch, 0)..=(flow, batch, u64::MAX))? {
+        let (k, v) = row?;
+        let state: RecordState = decode("record", v.value())?;
+        if !state.status.is_terminal() {
+            return Err(StoreError::Db(format!(
+                "batch {batch} of flow {flow:?} still has pending record {:?}",
+                state.key
+            )));
+        }
+        seqs.push(k.value().2);
+    }
+    for s in seqs {
+        records.remove((flow, batch, s))?;
+    }
+    txn.open_table(BATCHES)?.remove((flow, batch))?;
+    if let Some(cursor) = &meta.next_cursor {
+        txn.open_table(CURSORS)?.insert(flow, cursor.as_str())?;
     }
     Ok(())
 }
@@ -70,6 +102,7 @@ impl Store {
         txn.open_table(RUN_RECORDS)?;
         txn.open_table(DEAD_LETTERS)?;
         txn.open_table(KV)?;
+        crate::admin::create_tables(&txn)?;
         let next_id = txn.open_table(META)?.get(NEXT_ID)?.map(|v| v.value()).unwrap_or(1);
         txn.commit()?;
         let db = Arc::new(db);
@@ -83,11 +116,16 @@ impl Store {
         &self.inner.path
     }
 
-    fn allocate(&self, n: u64) -> u64 {
+    /// The database, for the server-side tables (`admin.rs`).
+    pub(crate) fn db(&self) -> &Database {
+        &self.inner.db
+    }
+
+    pub(crate) fn allocate(&self, n: u64) -> u64 {
         self.inner.next_id.fetch_add(n, Ordering::Relaxed)
     }
 
-    async fn write(
+    pub(crate) async fn write(
         &self,
         op: impl FnOnce(&WriteTransaction) -> Result<(), StoreError> + Send + 'static,
     ) -> Result<(), StoreError> {
@@ -233,34 +271,16 @@ impl Store {
     /// Ends a batch whose records are all terminal: commits its cursor (if it has one) and
     /// deletes the batch, in one transaction. Refuses if a record is still pending.
     pub async fn complete_batch(&self, flow: &str, batch: u64) -> Result<(), StoreError> {
+        self.complete_batches(flow, vec![batch]).await
+    }
+
+    /// [`Store::complete_batch`] for several batches of one flow, in order, in one
+    /// transaction (the last cursor wins). Refuses all if one has a pending record.
+    pub async fn complete_batches(&self, flow: &str, batches: Vec<u64>) -> Result<(), StoreError> {
         let flow = flow.to_string();
         self.write(move |txn| {
-            let meta: BatchMeta = {
-                let batches = txn.open_table(BATCHES)?;
-                let Some(bytes) = batches.get((flow.as_str(), batch))? else {
-                    return Err(StoreError::NotFound(format!("batch {batch} of flow {flow:?}")));
-                };
-                decode("batch", bytes.value())?
-            };
-            let mut records = txn.open_table(RECORDS)?;
-            let mut seqs = Vec::new();
-            for row in records.range((flow.as_str(), batch, 0)..=(flow.as_str(), batch, u64::MAX))? {
-                let (k, v) = row?;
-                let state: RecordState = decode("record", v.value())?;
-                if !state.status.is_terminal() {
-                    return Err(StoreError::Db(format!(
-                        "batch {batch} of flow {flow:?} still has pending record {:?}",
-                        state.key
-                    )));
-                }
-                seqs.push(k.value().2);
-            }
-            for s in seqs {
-                records.remove((flow.as_str(), batch, s))?;
-            }
-            txn.open_table(BATCHES)?.remove((flow.as_str(), batch))?;
-            if let Some(cursor) = &meta.next_cursor {
-                txn.open_table(CURSORS)?.insert(flow.as_str(), cursor.as_str())?;
+            for batch in batches {
+                complete_in(txn, &flow, batch)?;
             }
             Ok(())
         })

@@ -1,0 +1,555 @@
+//! The flows of the served folder and their tasks.
+//!
+//! Every `*.yaml`/`*.yml` file is loaded against the loaded connectors; a file that does not
+//! load is reported (`invalid`) and skipped, the others run. Changes go through one async
+//! lock, so a reload, an enable/disable and the shutdown never interleave:
+//!
+//! - **start**: a webhook flow opens its intake and spawns its consumer; other flows spawn
+//!   `FlowRunner::serve`. A disabled flow (kept in the store) is not started.
+//! - **stop** (reload, disable, shutdown): a webhook flow's intake is closed first, so new
+//!   deliveries get 503 and the consumer drains what was accepted; other flows are
+//!   cancelled (their unfinished records stay pending in the store). Whatever has not
+//!   finished after the drain timeout is cancelled too; nothing accepted is lost, it
+//!   resumes when the flow next starts.
+//! - **reload**: changed files are loaded; a file that no longer loads keeps its running
+//!   version (and is reported); a changed flow's old version is stopped before the new one
+//!   starts, so the two never process the same records; removed files stop their flows.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use axum::http::StatusCode;
+use qiao_engine::{FlowRunner, Intake, RunnerOptions, TriggerInput};
+use qiao_flow::{FileSecrets, FlowPlan, TriggerPlan};
+use qiao_store::Store;
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::auth::now_ms;
+use crate::config::Limits;
+use crate::connectors::LoadedConnectors;
+use crate::error::ApiError;
+
+/// Where a flow stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum FlowState {
+    /// Its task is running.
+    Running,
+    /// An operator disabled it.
+    Disabled,
+    /// Stopped (shutting down, reloading, or it failed to start).
+    Stopped,
+}
+
+struct Entry {
+    file: PathBuf,
+    text: String,
+    plan: FlowPlan,
+    runner: Option<FlowRunner>,
+    intake: Option<Intake>,
+    state: FlowState,
+    error: Option<String>,
+    wake: Arc<Notify>,
+    resume: Arc<Notify>,
+}
+
+/// A flow as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct FlowView {
+    pub id: String,
+    pub file: String,
+    pub description: Option<String>,
+    pub trigger: &'static str,
+    pub state: FlowState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hook: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_depth: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_capacity: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What a webhook request finds for its flow.
+pub(crate) enum Target {
+    /// No such flow (or not a webhook flow).
+    Missing,
+    /// Disabled by an operator.
+    Disabled,
+    /// Starting, reloading or stopping.
+    Unavailable,
+    /// Taking deliveries.
+    Ready(Intake),
+}
+
+/// What a reload did.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct ReloadReport {
+    pub started: Vec<String>,
+    pub reloaded: Vec<String>,
+    pub stopped: Vec<String>,
+    pub unchanged: Vec<String>,
+    pub invalid: BTreeMap<String, String>,
+}
+
+pub(crate) fn trigger_kind(plan: &FlowPlan) -> &'static str {
+    match plan.trigger {
+        TriggerPlan::Manual => "manual",
+        TriggerPlan::Schedule { .. } => "schedule",
+        TriggerPlan::Poll { .. } => "poll",
+        TriggerPlan::Webhook { .. } => "webhook",
+    }
+}
+
+/// The hook path of a webhook flow: `/hooks/<flow><path>`.
+pub(crate) fn hook_path(plan: &FlowPlan) -> Option<String> {
+    match &plan.trigger {
+        TriggerPlan::Webhook { path, .. } => {
+            Some(format!("/hooks/{}{}", plan.id, path.trim_end_matches('/')))
+        }
+        _ => None,
+    }
+}
+
+/// The served flows.
+pub(crate) struct Flows {
+    dir: PathBuf,
+    state_dir: PathBuf,
+    store: Store,
+    connectors: LoadedConnectors,
+    limits: Limits,
+    table: RwLock<BTreeMap<String, Entry>>,
+    invalid: RwLock<BTreeMap<String, String>>,
+    /// Serializes changes; holds each running flow's task.
+    tasks: tokio::sync::Mutex<HashMap<String, JoinHandle<()>>>,
+}
+
+impl Flows {
+    pub fn new(
+        dir: PathBuf,
+        state_dir: PathBuf,
+        store: Store,
+        connectors: LoadedConnectors,
+        limits: Limits,
+    ) -> Self {
+        Flows {
+            dir,
+            state_dir,
+            store,
+            connectors,
+            limits,
+            table: RwLock::new(BTreeMap::new()),
+            invalid: RwLock::new(BTreeMap::new()),
+            tasks: tokio::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    // ----- reading --------------------------------------------------------------------------
+
+    fn view(id: &str, e: &Entry) -> FlowView {
+        FlowView {
+            id: id.to_string(),
+            file: e.file.display().to_string(),
+            description: e.plan.description.clone(),
+            trigger: trigger_kind(&e.plan),
+            state: e.state,
+            hook: hook_path(&e.plan),
+            queue_depth: e.intake.as_ref().map(Intake::depth),
+            queue_capacity: e.intake.as_ref().map(Intake::capacity),
+            error: e.error.clone(),
+        }
+    }
+
+    /// Every flow, by id.
+    pub fn list(&self) -> Vec<FlowView> {
+        match self.table.read() {
+            Ok(t) => t.iter().map(|(id, e)| Self::view(id, e)).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// One flow.
+    pub fn get(&self, id: &str) -> Option<FlowView> {
+        self.table.read().ok()?.get(id).map(|e| Self::view(id, e))
+    }
+
+    /// Files that failed to load, with their problems.
+    pub fn invalid(&self) -> BTreeMap<String, String> {
+        self.invalid.read().map(|i| i.clone()).unwrap_or_default()
+    }
+
+    /// What a webhook delivery for `flow` finds.
+    pub fn webhook(&self, flow: &str) -> Target {
+        let Ok(table) = self.table.read() else { return Target::Unavailable };
+        let Some(e) = table.get(flow) else { return Target::Missing };
+        if !matches!(e.plan.trigger, TriggerPlan::Webhook { .. }) {
+            return Target::Missing;
+        }
+        match (&e.intake, e.state) {
+            (Some(intake), FlowState::Running) => Target::Ready(intake.clone()),
+            (_, FlowState::Disabled) => Target::Disabled,
+            _ => Target::Unavailable,
+        }
+    }
+
+    /// (flow, queue depth) of every running webhook flow.
+    pub fn queue_depths(&self) -> Vec<(String, usize)> {
+        match self.table.read() {
+            Ok(t) => {
+                t.iter().filter_map(|(id, e)| e.intake.as_ref().map(|i| (id.clone(), i.depth()))).collect()
+            }
+            Err(_) => Vec::new(),
+        }
+    }
+
+    // ----- changing -------------------------------------------------------------------------
+
+    fn load(&self, file: &Path, text: &str) -> Result<FlowPlan, String> {
+        let secrets = FileSecrets::open(&self.state_dir).map_err(|e| e.to_string())?;
+        qiao_flow::load(&file.display().to_string(), text, &self.connectors, &secrets)
+            .map_err(|d| d.to_string())
+    }
+
+    fn flow_files(&self) -> Result<Vec<PathBuf>, String> {
+        let entries = std::fs::read_dir(&self.dir)
+            .map_err(|e| format!("cannot read flows folder {}: {e}", self.dir.display()))?;
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+            .collect();
+        files.sort();
+        Ok(files)
+    }
+
+    /// Loads the folder again and applies the differences (see the module docs).
+    pub async fn reload(&self) -> Result<ReloadReport, String> {
+        let mut tasks = self.tasks.lock().await;
+        let files = self.flow_files()?;
+        let disabled = self.store.disabled_flows().map_err(|e| e.to_string())?;
+        let mut report = ReloadReport::default();
+        let current: Vec<(String, PathBuf, String)> = match self.table.read() {
+            Ok(t) => t.iter().map(|(id, e)| (id.clone(), e.file.clone(), e.text.clone())).collect(),
+            Err(_) => return Err("flow table poisoned".into()),
+        };
+        let mut keep: BTreeSet<String> = BTreeSet::new();
+        let mut changed: Vec<(String, PathBuf, String, FlowPlan)> = Vec::new();
+        for file in files {
+            let shown = file.display().to_string();
+            let text = match std::fs::read_to_string(&file) {
+                Ok(t) => t,
+                Err(e) => {
+                    report.invalid.insert(shown, format!("cannot read: {e}"));
+                    continue;
+                }
+            };
+            let existing = current.iter().find(|(_, f, _)| f == &file);
+            if let Some((id, _, old)) = existing
+                && old == &text
+            {
+                keep.insert(id.clone());
+                report.unchanged.push(id.clone());
+                continue;
+            }
+            let plan = match self.load(&file, &text) {
+                Ok(p) => p,
+                Err(problems) => {
+                    tracing::warn!(file = %shown, problems = %problems, "flow file does not load; skipped");
+                    let note = match existing {
+                        Some((id, _, _)) => {
+                            keep.insert(id.clone());
+                            format!("{problems}\n(the previous version of flow {id:?} keeps running)")
+                        }
+                        None => problems,
+                    };
+                    report.invalid.insert(shown, note);
+                    continue;
+                }
+            };
+            let id = plan.id.to_string();
+            if keep.contains(&id) || changed.iter().any(|(i, ..)| i == &id) {
+                report.invalid.insert(shown, format!("flow id {id:?} is already used by another file"));
+                continue;
+            }
+            keep.insert(id.clone());
+            changed.push((id, file, text, plan));
+        }
+        // Stop flows whose file is gone (or now holds another flow).
+        for (id, ..) in &current {
+            if !keep.contains(id) {
+                self.stop(id, &mut tasks).await;
+                if let Ok(mut t) = self.table.write() {
+                    t.remove(id);
+                }
+                tracing::info!(flow = %id, "flow removed");
+                report.stopped.push(id.clone());
+            }
+        }
+        for (id, file, text, plan) in changed {
+            let existed = current.iter().any(|(i, ..)| i == &id);
+            if existed {
+                self.stop(&id, &mut tasks).await;
+            }
+            if let Ok(mut t) = self.table.write() {
+                t.insert(
+                    id.clone(),
+                    Entry {
+                        file,
+                        text,
+                        plan,
+                        runner: None,
+                        intake: None,
+                        state: FlowState::Stopped,
+                        error: None,
+                        wake: Arc::new(Notify::new()),
+                        resume: Arc::new(Notify::new()),
+                    },
+                );
+            }
+            if disabled.contains(&id) {
+                self.mark(&id, FlowState::Disabled, None);
+            } else {
+                self.start(&id, &mut tasks).await;
+            }
+            if existed {
+                tracing::info!(flow = %id, "flow reloaded");
+                report.reloaded.push(id);
+            } else {
+                tracing::info!(flow = %id, "flow started");
+                report.started.push(id);
+            }
+        }
+        if let Ok(mut i) = self.invalid.write() {
+            *i = report.invalid.clone();
+        }
+        Ok(report)
+    }
+
+    fn mark(&self, id: &str, state: FlowState, error: Option<String>) {
+        if let Ok(mut t) = self.table.write()
+            && let Some(e) = t.get_mut(id)
+        {
+            e.state = state;
+            e.error = error;
+        }
+    }
+
+    /// Starts a flow's task with a fresh runner. Failures are kept on the flow.
+    async fn start(&self, id: &str, tasks: &mut HashMap<String, JoinHandle<()>>) {
+        let Some((plan, wake, resume)) = self
+            .table
+            .read()
+            .ok()
+            .and_then(|t| t.get(id).map(|e| (e.plan.clone(), e.wake.clone(), e.resume.clone())))
+        else {
+            return;
+        };
+        let store = self.store.clone();
+        let runner = match FlowRunner::new(
+            plan,
+            |info| self.connectors.connector(info),
+            store,
+            RunnerOptions::default(),
+        ) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(flow = id, error = %e, "flow cannot start");
+                self.mark(id, FlowState::Stopped, Some(e.to_string()));
+                return;
+            }
+        };
+        let flow = id.to_string();
+        let handle = if matches!(runner.plan().trigger, TriggerPlan::Webhook { .. }) {
+            let (intake, consumer) = match runner.open_intake(self.limits.intake_capacity).await {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::error!(flow = id, error = %e, "webhook intake cannot open");
+                    self.mark(id, FlowState::Stopped, Some(e.to_string()));
+                    return;
+                }
+            };
+            if let Ok(mut t) = self.table.write()
+                && let Some(e) = t.get_mut(id)
+            {
+                e.intake = Some(intake);
+            }
+            tokio::spawn(async move {
+                match consumer.run().await {
+                    Ok(s) => {
+                        tracing::info!(flow, run = s.run_id, status = ?s.info.status, "webhook consumer stopped")
+                    }
+                    Err(e) => tracing::error!(flow, error = %e, "webhook consumer failed"),
+                }
+            })
+        } else {
+            let r = runner.clone();
+            tokio::spawn(async move {
+                if let Err(e) = r.serve(&wake, &resume).await {
+                    tracing::error!(flow, error = %e, "flow stopped on an error");
+                }
+            })
+        };
+        if let Ok(mut t) = self.table.write()
+            && let Some(e) = t.get_mut(id)
+        {
+            e.runner = Some(runner);
+            e.state = FlowState::Running;
+            e.error = None;
+        }
+        tasks.insert(id.to_string(), handle);
+    }
+
+    /// Stops a flow's task (see the module docs); leaves the entry `Stopped`.
+    async fn stop(&self, id: &str, tasks: &mut HashMap<String, JoinHandle<()>>) {
+        let runner = match self.table.write() {
+            Ok(mut t) => t.get_mut(id).and_then(|e| {
+                e.intake = None;
+                if e.state == FlowState::Running {
+                    e.state = FlowState::Stopped;
+                }
+                e.runner.take()
+            }),
+            Err(_) => None,
+        };
+        let Some(mut handle) = tasks.remove(id) else { return };
+        let Some(runner) = runner else {
+            let _ = handle.await;
+            return;
+        };
+        if !matches!(runner.plan().trigger, TriggerPlan::Webhook { .. }) {
+            runner.shutdown_token().cancel();
+        }
+        if tokio::time::timeout(self.limits.drain_timeout, &mut handle).await.is_err() {
+            tracing::warn!(
+                flow = id,
+                "flow did not drain in time; stopping it, its unfinished records resume on the next start"
+            );
+            runner.shutdown_token().cancel();
+            let _ = handle.await;
+        }
+    }
+
+    /// Enables or disables a flow; kept in the store across restarts.
+    pub async fn set_enabled(&self, id: &str, enabled: bool) -> Result<FlowView, ApiError> {
+        let mut tasks = self.tasks.lock().await;
+        if self.get(id).is_none() {
+            return Err(ApiError::not_found(format!("flow {id:?} not found")));
+        }
+        self.store.set_flow_disabled(id, !enabled, now_ms()).await?;
+        let running = self.get(id).is_some_and(|v| v.state == FlowState::Running);
+        if enabled && !running {
+            self.start(id, &mut tasks).await;
+        } else if !enabled {
+            self.stop(id, &mut tasks).await;
+            self.mark(id, FlowState::Disabled, None);
+        }
+        self.get(id).ok_or_else(|| ApiError::not_found(format!("flow {id:?} not found")))
+    }
+
+    /// Runs a flow now (see the `runFlow` route).
+    pub async fn run_now(&self, id: &str, body: Option<Value>) -> Result<Value, ApiError> {
+        let (plan_kind, runner, intake, wake) = {
+            let t = self.table.read().map_err(|_| ApiError::internal("flow table poisoned"))?;
+            let Some(e) = t.get(id) else {
+                return Err(ApiError::not_found(format!("flow {id:?} not found")));
+            };
+            if e.state != FlowState::Running {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "flow-not-running",
+                    format!("flow {id:?} is {:?}", e.state).to_lowercase(),
+                ));
+            }
+            (trigger_kind(&e.plan), e.runner.clone(), e.intake.clone(), e.wake.clone())
+        };
+        match plan_kind {
+            "webhook" => {
+                let Some(intake) = intake else {
+                    return Err(ApiError::internal("webhook flow without intake"));
+                };
+                let permit = intake.try_reserve().map_err(|e| {
+                    ApiError::new(StatusCode::TOO_MANY_REQUESTS, "intake-full", e.to_string())
+                        .retry_after(self.limits.retry_after_secs)
+                })?;
+                let record = qiao_engine::webhook_record(None, body.unwrap_or_else(|| json!({})));
+                match permit.deliver(None, vec![record]).await? {
+                    qiao_engine::Delivered::Accepted { batch } => {
+                        Ok(json!({"flow": id, "accepted": true, "batch": batch}))
+                    }
+                    qiao_engine::Delivered::Duplicate => {
+                        Ok(json!({"flow": id, "accepted": true, "duplicate": true}))
+                    }
+                }
+            }
+            "manual" => {
+                let Some(runner) = runner else { return Err(ApiError::internal("flow without runner")) };
+                let input = body.unwrap_or_else(|| json!({}));
+                let flow = id.to_string();
+                tokio::spawn(async move {
+                    if let Err(e) = runner.fire(TriggerInput::Manual { input }).await {
+                        tracing::error!(flow, error = %e, "manual run failed");
+                    }
+                });
+                Ok(json!({"flow": id, "started": true}))
+            }
+            _ => {
+                wake.notify_one();
+                Ok(json!({"flow": id, "triggered": true}))
+            }
+        }
+    }
+
+    /// Tells a flow that a replayed dead letter is pending as `batch`.
+    pub async fn replayed(&self, flow: &str, batch: u64) -> Result<bool, ApiError> {
+        let (intake, resume) = {
+            let t = self.table.read().map_err(|_| ApiError::internal("flow table poisoned"))?;
+            match t.get(flow) {
+                Some(e) if e.state == FlowState::Running => (e.intake.clone(), Some(e.resume.clone())),
+                _ => (None, None),
+            }
+        };
+        match (intake, resume) {
+            (Some(intake), _) => Ok(intake.requeue(batch, std::time::Duration::from_secs(5)).await?),
+            (None, Some(resume)) => {
+                resume.notify_one();
+                Ok(true)
+            }
+            (None, None) => Ok(false),
+        }
+    }
+
+    /// Stops every flow: intakes close first, then every flow drains, all within one drain
+    /// timeout; whatever is left stays pending in the store for the next start.
+    pub async fn shutdown(&self) {
+        let mut tasks = self.tasks.lock().await;
+        let runners: Vec<(String, FlowRunner)> = match self.table.write() {
+            Ok(mut t) => t
+                .iter_mut()
+                .filter_map(|(id, e)| {
+                    e.intake = None;
+                    e.state = FlowState::Stopped;
+                    e.runner.take().map(|r| (id.clone(), r))
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        for (_, r) in &runners {
+            if !matches!(r.plan().trigger, TriggerPlan::Webhook { .. }) {
+                r.shutdown_token().cancel();
+            }
+        }
+        let deadline = tokio::time::Instant::now() + self.limits.drain_timeout;
+        for (id, runner) in runners {
+            let Some(mut handle) = tasks.remove(&id) else { continue };
+            if tokio::time::timeout_at(deadline, &mut handle).await.is_err() {
+                tracing::warn!(flow = %id, "flow did not drain in time; its unfinished records resume on the next start");
+                runner.shutdown_token().cancel();
+                let _ = handle.await;
+            }
+        }
+    }
+}

@@ -1,0 +1,526 @@
+//! `qiao serve` in-process: webhook intake (signatures, dedupe, backpressure, bad bodies),
+//! the admin API's role matrix and OpenAPI document, metrics, and reload without loss. The
+//! flows call the real HTTP connector (Wasm) against a loopback sink.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::routing::post;
+use hmac::{Hmac, Mac};
+use qiao_engine::StoreKv;
+use qiao_host::{ConnectorPolicy, Runtime, RuntimeConfig};
+use qiao_server::{InstalledConnector, Limits, LoadedConnectors, ROUTES, Role, RunningServer, ServeConfig};
+use qiao_store::Store;
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+const SECRET: &str = "hook-s3cret";
+
+fn http_wasm() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = std::env::var_os("QIAO_CONNECTORS_DIR").map(PathBuf::from).unwrap_or_else(|| {
+        std::env::var_os("CARGO_TARGET_DIR")
+            .map(|d| root.join(d))
+            .unwrap_or_else(|| root.join("target"))
+            .join("connectors")
+    });
+    let path = dir.join("http.wasm");
+    assert!(path.is_file(), "{} is missing: build the http connector first", path.display());
+    path
+}
+
+/// The loopback sink: every POST's body, optionally slow.
+#[derive(Clone, Default)]
+struct Sink {
+    got: Arc<Mutex<Vec<Value>>>,
+    delay_ms: u64,
+}
+
+async fn sink_post(State(sink): State<Sink>, axum::Json(body): axum::Json<Value>) -> axum::Json<Value> {
+    if sink.delay_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(sink.delay_ms)).await;
+    }
+    sink.got.lock().unwrap().push(body);
+    axum::Json(json!({"ok": true}))
+}
+
+async fn start_sink(delay_ms: u64) -> (SocketAddr, Sink) {
+    let sink = Sink { delay_ms, ..Default::default() };
+    let router = axum::Router::new().route("/sink", post(sink_post)).with_state(sink.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (addr, sink)
+}
+
+fn webhook_flow(sink: SocketAddr, version: u32, concurrency: u32) -> String {
+    format!(
+        r#"
+flow: orders
+connections:
+  sink: {{ connector: http, config: {{ base_url: "http://{sink}" }} }}
+trigger:
+  webhook: {{ path: /events, secret: "${{secret.hook_secret}}" }}
+concurrency: {concurrency}
+steps:
+  - id: shape
+    map: {{ id: record.id, v: {version} }}
+  - id: send
+    action: {{ connection: sink, operation: request, input: {{ method: "'POST'", url: "'/sink'", json: record }} }}
+    retry: {{ attempts: 3, backoff: 10ms }}
+"#
+    )
+}
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    flows: PathBuf,
+    store: Store,
+    server: RunningServer,
+    base: String,
+    client: reqwest::Client,
+    sink: Sink,
+    sink_addr: SocketAddr,
+}
+
+async fn harness(limits: Limits, sink_delay_ms: u64, concurrency: u32) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let flows = dir.path().join("flows");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::create_dir_all(&flows).unwrap();
+    let secrets = state.join("secrets.yaml");
+    std::fs::write(&secrets, format!("hook_secret: {SECRET}\n")).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let (sink_addr, sink) = start_sink(sink_delay_ms).await;
+    std::fs::write(flows.join("orders.yaml"), webhook_flow(sink_addr, 1, concurrency)).unwrap();
+    std::fs::write(flows.join("broken.yaml"), "flow: broken\ntrigger: {}\n").unwrap();
+    let store = Store::open(&state).unwrap();
+    let connectors = load_connectors(&store, &state).await;
+    let config = ServeConfig {
+        flows_dir: flows.clone(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        state_dir: state,
+        limits,
+    };
+    let server = qiao_server::start(config, store.clone(), connectors).await.unwrap();
+    let base = format!("http://{}", server.addr);
+    Harness { _dir: dir, flows, store, server, base, client: reqwest::Client::new(), sink, sink_addr }
+}
+
+async fn load_connectors(store: &Store, state: &Path) -> LoadedConnectors {
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: Some(state.join("cache")),
+        kv: Arc::new(StoreKv(store.clone())),
+        max_instances: 256,
+        ..Default::default()
+    })
+    .unwrap();
+    let policy = ConnectorPolicy { allow_private: true, ..Default::default() };
+    let path = http_wasm();
+    let connector = runtime.load_file(&path, policy).await.unwrap();
+    LoadedConnectors::new(vec![InstalledConnector { path: Some(path), connector }])
+}
+
+fn sign(body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+impl Harness {
+    async fn hook(&self, body: &Value, delivery: Option<&str>) -> reqwest::Response {
+        let bytes = serde_json::to_vec(body).unwrap();
+        let mut req = self
+            .client
+            .post(format!("{}/hooks/orders/events", self.base))
+            .header("content-type", "application/json")
+            .header("x-hub-signature-256", sign(&bytes));
+        if let Some(d) = delivery {
+            req = req.header("x-delivery-id", d);
+        }
+        req.body(bytes).send().await.unwrap()
+    }
+
+    fn sink_ids(&self) -> Vec<String> {
+        self.sink
+            .got
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|v| v["id"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    async fn wait_sink(&self, n: usize) {
+        for _ in 0..1000 {
+            if self.sink.got.lock().unwrap().len() >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("sink got {} of {n}", self.sink.got.lock().unwrap().len());
+    }
+
+    async fn api(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(serde_json::to_vec(&b).unwrap());
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+}
+
+fn quick_limits() -> Limits {
+    Limits { reload_every: None, drain_timeout: Duration::from_secs(10), ..Default::default() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_signature_failure_is_refused_and_nothing_stored() {
+    let h = harness(quick_limits(), 0, 4).await;
+    let body = serde_json::to_vec(&json!({"id": "A-1"})).unwrap();
+    let url = format!("{}/hooks/orders/events", h.base);
+    let none = h.client.post(&url).body(body.clone()).send().await.unwrap();
+    assert_eq!(none.status(), 401);
+    let wrong = h
+        .client
+        .post(&url)
+        .header("x-hub-signature-256", "sha256=00ff")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let err: Value = serde_json::from_slice(&wrong.bytes().await.unwrap()).unwrap();
+    assert_eq!(err["error"]["code"], "bad-signature");
+    let tampered = h
+        .client
+        .post(&url)
+        .header("x-hub-signature-256", sign(b"{\"id\":\"B\"}"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tampered.status(), 401);
+    assert!(h.store.pending_batches("orders").unwrap().is_empty(), "nothing stored for refused deliveries");
+    let ok = h.hook(&json!({"id": "A-1"}), None).await;
+    assert_eq!(ok.status(), 202);
+    h.wait_sink(1).await;
+    assert_eq!(h.sink_ids(), ["A-1"]);
+    h.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_oversized_bodies_get_400_and_413() {
+    let h = harness(Limits { max_body_bytes: 1024, ..quick_limits() }, 0, 4).await;
+    let url = format!("{}/hooks/orders/events", h.base);
+    let bad = b"{not json".to_vec();
+    let resp = h.client.post(&url).header("x-hub-signature-256", sign(&bad)).body(bad).send().await.unwrap();
+    assert_eq!(resp.status(), 400);
+    let err: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    assert_eq!(err["error"]["code"], "bad-body");
+    assert!(err["error"]["message"].as_str().unwrap().contains("not JSON"), "{err}");
+    let big = serde_json::to_vec(&json!({"id": "x".repeat(4096)})).unwrap();
+    let resp = h.client.post(&url).header("x-hub-signature-256", sign(&big)).body(big).send().await.unwrap();
+    assert_eq!(resp.status(), 413);
+    let resp = h.client.post(format!("{}/hooks/orders/other", h.base)).body("{}").send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+    h.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_delivery_is_accepted_once() {
+    let h = harness(quick_limits(), 0, 4).await;
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        let resp = h.hook(&json!({"id": "DUP-1"}), Some("delivery-1")).await;
+        assert_eq!(resp.status(), 202);
+        answers.push(serde_json::from_slice::<Value>(&resp.bytes().await.unwrap()).unwrap());
+    }
+    // Concurrent redeliveries too.
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let (client, base) = (h.client.clone(), h.base.clone());
+        let bytes = serde_json::to_vec(&json!({"id": "DUP-2"})).unwrap();
+        tasks.push(tokio::spawn(async move {
+            client
+                .post(format!("{base}/hooks/orders/events"))
+                .header("x-hub-signature-256", sign(&bytes))
+                .header("x-atlassian-webhook-identifier", "delivery-2")
+                .body(bytes)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 202);
+    }
+    h.wait_sink(2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut ids = h.sink_ids();
+    ids.sort();
+    assert_eq!(ids, ["DUP-1", "DUP-2"]);
+    assert_eq!(answers[1]["duplicate"], true);
+    h.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_answers_429_and_loses_nothing_accepted() {
+    let limits = Limits { intake_capacity: 4, ..quick_limits() };
+    let h = harness(limits, 30, 1).await;
+    let mut tasks = Vec::new();
+    for i in 0..80 {
+        let (client, base) = (h.client.clone(), h.base.clone());
+        tasks.push(tokio::spawn(async move {
+            let bytes = serde_json::to_vec(&json!({"id": format!("E-{i}")})).unwrap();
+            let resp = client
+                .post(format!("{base}/hooks/orders/events"))
+                .header("x-hub-signature-256", sign(&bytes))
+                .body(bytes)
+                .send()
+                .await
+                .unwrap();
+            let retry_after = resp.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
+            (i, resp.status().as_u16(), retry_after)
+        }));
+    }
+    let mut accepted = BTreeSet::new();
+    let mut refused = 0;
+    for t in tasks {
+        let (i, status, retry_after) = t.await.unwrap();
+        match status {
+            202 => {
+                accepted.insert(format!("E-{i}"));
+            }
+            429 => {
+                refused += 1;
+                assert_eq!(retry_after.as_deref(), Some("1"));
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert!(refused > 0, "a full intake refuses with 429");
+    assert!(!accepted.is_empty());
+    h.wait_sink(accepted.len()).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let got: BTreeSet<String> = h.sink_ids().into_iter().collect();
+    assert_eq!(got, accepted, "every accepted event reached the sink, and only those");
+    h.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_keeps_every_accepted_event() {
+    let h = harness(quick_limits(), 2, 4).await;
+    let sender = {
+        let (client, base) = (h.client.clone(), h.base.clone());
+        tokio::spawn(async move {
+            let mut accepted = BTreeSet::new();
+            for i in 0..300 {
+                let bytes = serde_json::to_vec(&json!({"id": format!("R-{i}")})).unwrap();
+                let resp = client
+                    .post(format!("{base}/hooks/orders/events"))
+                    .header("x-hub-signature-256", sign(&bytes))
+                    .body(bytes)
+                    .send()
+                    .await
+                    .unwrap();
+                match resp.status().as_u16() {
+                    202 => {
+                        accepted.insert(format!("R-{i}"));
+                    }
+                    503 | 429 => {}
+                    s => panic!("unexpected {s}"),
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            accepted
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    std::fs::write(h.flows.join("orders.yaml"), webhook_flow(h.sink_addr, 2, 4)).unwrap();
+    let admin = qiao_server::create_token(&h.store, "ops", Role::Operator).await.unwrap().0;
+    let (status, report) = h.api("POST", "/api/v1/reload", Some(&admin), None).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["reloaded"], json!(["orders"]));
+    let accepted = sender.await.unwrap();
+    h.wait_sink(accepted.len()).await;
+    let got = h.sink.got.lock().unwrap().clone();
+    let ids: BTreeSet<String> = got.iter().map(|v| v["id"].as_str().unwrap().to_string()).collect();
+    assert!(accepted.is_subset(&ids), "lost: {:?}", accepted.difference(&ids).collect::<Vec<_>>());
+    assert!(got.iter().any(|v| v["v"] == 2), "the new version ran after the reload");
+    h.server.shutdown().await;
+}
+
+/// A concrete path for a route template.
+fn concrete(path: &str) -> String {
+    path.replace("{flow}", "orders").replace("{id}", "999999")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn role_matrix_every_route_every_role() {
+    let h = harness(quick_limits(), 0, 4).await;
+    let mut tokens = HashMap::new();
+    for role in [Role::Viewer, Role::Operator, Role::Admin] {
+        let (token, _) = qiao_server::create_token(&h.store, role.as_str(), role).await.unwrap();
+        tokens.insert(role, token);
+    }
+    let mut checked = 0;
+    let mut passed_writes = 0;
+    for route in ROUTES {
+        let path = concrete(route.path);
+        let body = (route.method == "POST").then(|| json!({}));
+        // No token and a bad token.
+        for token in [None, Some("qiao_not-a-token")] {
+            let (status, err) = h.api(route.method, &path, token, body.clone()).await;
+            if route.role.is_some() {
+                assert_eq!(status, 401, "{} {path} with {token:?}: {err}", route.method);
+                assert_eq!(err["error"]["code"], "unauthorized");
+            } else {
+                assert!(status != 401 && status != 403, "{} {path} is public", route.method);
+            }
+            checked += 1;
+        }
+        for role in [Role::Viewer, Role::Operator, Role::Admin] {
+            let (status, err) = h.api(route.method, &path, Some(&tokens[&role]), body.clone()).await;
+            match route.role {
+                Some(needed) if role < needed => {
+                    assert_eq!(status, 403, "{} {path} as {role:?}: {err}", route.method);
+                    assert_eq!(err["error"]["code"], "forbidden");
+                }
+                _ => {
+                    assert!(
+                        status != 401 && status != 403 && status != 405,
+                        "{} {path} as {role:?}: {status} {err}",
+                        route.method
+                    );
+                    assert_ne!(err["error"]["message"], "no such route", "{} {path} is routed", route.method);
+                    if route.method != "GET" {
+                        passed_writes += 1;
+                    }
+                }
+            }
+            checked += 1;
+        }
+        // The flow may have been disabled by the matrix: enable it again for later routes.
+        if route.path.ends_with("/disable") {
+            let (s, _) =
+                h.api("POST", "/api/v1/flows/orders/enable", Some(&tokens[&Role::Admin]), None).await;
+            assert_eq!(s, 200);
+        }
+    }
+    assert_eq!(checked, ROUTES.len() * 5);
+    // Every state-changing call past authentication is audited (403s included), nothing else.
+    let (status, audit) = h.api("GET", "/api/v1/audit?limit=1000", Some(&tokens[&Role::Admin]), None).await;
+    assert_eq!(status, 200);
+    let entries = audit["audit"].as_array().unwrap();
+    let writes_with_token: usize =
+        ROUTES.iter().filter(|r| r.method != "GET" && r.role.is_some()).count() * 3;
+    // + the re-enable calls.
+    assert_eq!(entries.len(), writes_with_token + 1, "audit entries");
+    assert!(passed_writes > 0);
+    // Tokens never appear in listings.
+    let (_, list) = h.api("GET", "/api/v1/tokens", Some(&tokens[&Role::Admin]), None).await;
+    let text = list.to_string();
+    for t in tokens.values() {
+        assert!(!text.contains(t.as_str()));
+    }
+    h.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_document_validates_and_covers_every_route() {
+    let h = harness(quick_limits(), 0, 4).await;
+    let (status, doc) = h.api("GET", "/api/v1/openapi.json", None, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc["info"]["title"].is_string() && doc["info"]["version"].is_string());
+    let paths = doc["paths"].as_object().unwrap();
+    let mut documented = BTreeSet::new();
+    for (path, item) in paths {
+        assert!(path.starts_with('/'));
+        for (method, op) in item.as_object().unwrap() {
+            documented.insert((method.to_uppercase(), path.clone()));
+            assert!(op["operationId"].is_string());
+            let responses = op["responses"].as_object().unwrap();
+            assert!(!responses.is_empty());
+            for (code, r) in responses {
+                assert!(code.len() == 3 && code.parse::<u16>().is_ok(), "{code}");
+                assert!(r["description"].is_string());
+                if let Some(reference) =
+                    r.pointer("/content/application~1json/schema/$ref").and_then(Value::as_str)
+                {
+                    let target = reference.trim_start_matches('#').replace("/components/schemas/", "");
+                    assert!(doc["components"]["schemas"][&target].is_object(), "dangling {reference}");
+                }
+            }
+            // Every path parameter is declared, and only those.
+            let declared: BTreeSet<&str> = op["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|p| p["in"] == "path")
+                .map(|p| p["name"].as_str().unwrap())
+                .collect();
+            let in_path: BTreeSet<&str> = qiao_server::path_params(path).into_iter().collect();
+            assert_eq!(declared, in_path, "{method} {path}");
+            for s in op["security"].as_array().unwrap() {
+                for scheme in s.as_object().unwrap().keys() {
+                    assert!(doc["components"]["securitySchemes"][scheme].is_object());
+                }
+            }
+        }
+    }
+    let routes: BTreeSet<(String, String)> =
+        ROUTES.iter().map(|r| (r.method.to_string(), r.path.to_string())).collect();
+    assert_eq!(documented, routes, "the document lists exactly the routes");
+    // And every documented route is served (an unknown path answers the fallback's 404).
+    for (method, path) in &documented {
+        let (status, body) = h.api(method, &concrete(path), None, None).await;
+        assert_ne!(body["error"]["message"], "no such route", "{method} {path}: {status}");
+    }
+    h.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_metrics_and_invalid_flows_are_reported() {
+    let h = harness(quick_limits(), 0, 4).await;
+    assert_eq!(h.server.invalid.len(), 1, "broken.yaml is reported");
+    assert!(h.server.invalid[0].0.ends_with("broken.yaml"));
+    let (s, _) = h.api("GET", "/healthz", None, None).await;
+    assert_eq!(s, 200);
+    let (s, _) = h.api("GET", "/readyz", None, None).await;
+    assert_eq!(s, 200);
+    assert_eq!(h.hook(&json!({"id": "M-1"}), None).await.status(), 202);
+    h.wait_sink(1).await;
+    let text = h.client.get(format!("{}/metrics", h.base)).send().await.unwrap().text().await.unwrap();
+    assert!(text.contains("qiao_webhook_requests_total{flow=\"orders\",status=\"202\"}"), "{text}");
+    assert!(text.contains("qiao_intake_queue_depth{flow=\"orders\"}"), "{text}");
+    assert!(text.contains("qiao_dead_letters{flow=\"orders\"} 0"), "{text}");
+    let viewer = qiao_server::create_token(&h.store, "v", Role::Viewer).await.unwrap().0;
+    let (s, flows) = h.api("GET", "/api/v1/flows", Some(&viewer), None).await;
+    assert_eq!(s, 200);
+    assert_eq!(flows["flows"][0]["id"], "orders");
+    assert_eq!(flows["flows"][0]["hook"], "/hooks/orders/events");
+    assert!(flows["invalid"][0]["file"].as_str().unwrap().ends_with("broken.yaml"));
+    assert!(!flows.to_string().contains(SECRET), "secrets never appear in responses");
+    h.server.shutdown().await;
+}
