@@ -7,11 +7,11 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use anyhow::{Result, anyhow};
+use anyhow::Result;
 use axum::extract::{Query, State};
 use axum::routing::{get, post};
-use qiao_engine::{FlowRunner, RunnerOptions, TriggerInput};
-use qiao_flow::{MemorySecrets, StaticCatalog};
+use qiao_engine::{FlowRunner, TriggerInput};
+use qiao_flow::MemorySecrets;
 use qiao_host::Connector;
 use qiao_store::{RunStatus, Store};
 use serde_json::{Value, json};
@@ -145,11 +145,7 @@ steps:
 }
 
 fn flow_runner(yaml: &str, connector: &Connector, store: &Store) -> Result<FlowRunner> {
-    let catalog = StaticCatalog::new(vec![connector.info().clone()]);
-    let plan = qiao_flow::load("bulk.yaml", yaml, &catalog, &MemorySecrets::new())
-        .map_err(|d| anyhow!("flow does not load:\n{d}"))?;
-    let c = connector.clone();
-    Ok(FlowRunner::new(plan, move |_| Some(c.clone()), store.clone(), RunnerOptions::default())?)
+    crate::common::flow_runner("bulk.yaml", yaml, connector, store, &MemorySecrets::new())
 }
 
 fn ids(range: impl Iterator<Item = usize>) -> HashSet<String> {

@@ -5,7 +5,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
+use qiao_engine::{FlowRunner, RunnerOptions};
+use qiao_flow::{SecretSource, StaticCatalog};
 use qiao_host::{Connector, ConnectorPolicy, Runtime, RuntimeConfig};
+use qiao_store::Store;
 
 /// `target/connectors`, or `QIAO_CONNECTORS_DIR`.
 pub fn connectors_dir() -> PathBuf {
@@ -60,4 +63,20 @@ pub async fn serve(router: axum::Router) -> Result<SocketAddr> {
         let _ = axum::serve(listener, router).await;
     });
     Ok(addr)
+}
+
+/// The flow `yaml` (named `file` in diagnostics) loaded against `connector` alone, with
+/// `secrets`, bound to `store`.
+pub fn flow_runner(
+    file: &str,
+    yaml: &str,
+    connector: &Connector,
+    store: &Store,
+    secrets: &dyn SecretSource,
+) -> Result<FlowRunner> {
+    let catalog = StaticCatalog::new(vec![connector.info().clone()]);
+    let plan = qiao_flow::load(file, yaml, &catalog, secrets)
+        .map_err(|d| anyhow::anyhow!("flow does not load:\n{d}"))?;
+    let c = connector.clone();
+    Ok(FlowRunner::new(plan, move |_| Some(c.clone()), store.clone(), RunnerOptions::default())?)
 }

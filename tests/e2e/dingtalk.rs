@@ -10,12 +10,12 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use qiao_contract::{ConnectorError, ErrorClass};
-use qiao_engine::{FlowRunner, RunnerOptions, TriggerInput};
+use qiao_engine::{FlowRunner, TriggerInput};
 use qiao_fake_dingtalk::{
     AGENT_ID, APP_KEY, APP_SECRET, CALLBACK_AES_KEY, CALLBACK_TOKEN, DingTalkFake, MATERIAL_PROCESS,
     ROBOT_ACCESS_TOKEN, ROBOT_PER_MINUTE, ROBOT_SECRET, time,
 };
-use qiao_flow::{MemorySecrets, StaticCatalog};
+use qiao_flow::MemorySecrets;
 use qiao_host::{CallError, Connection, Connector, ConnectorPolicy, LimitsOverride, RuntimeConfig};
 use qiao_sandbox_kit::seed::PEOPLE;
 use qiao_sandbox_kit::{Clock, Ctx, Running, start};
@@ -531,12 +531,8 @@ steps:
 }
 
 fn runner(yaml: &str, connector: &Connector, store: &Store) -> Result<FlowRunner> {
-    let catalog = StaticCatalog::new(vec![connector.info().clone()]);
     let secrets = MemorySecrets::new().with_secret("dingtalk_app_secret", APP_SECRET);
-    let plan = qiao_flow::load("approvals.yaml", yaml, &catalog, &secrets)
-        .map_err(|d| anyhow::anyhow!("flow does not load:\n{d}"))?;
-    let c = connector.clone();
-    Ok(FlowRunner::new(plan, move |_| Some(c.clone()), store.clone(), RunnerOptions::default())?)
+    crate::common::flow_runner("approvals.yaml", yaml, connector, store, &secrets)
 }
 
 /// Notified instance ids, counted.

@@ -142,11 +142,7 @@ pub async fn http_connector() -> Result<Connector> {
 }
 
 fn runner(yaml: &str, connector: &Connector, store: &Store) -> Result<FlowRunner> {
-    let catalog = StaticCatalog::new(vec![connector.info().clone()]);
-    let plan = qiao_flow::load("worklogs.yaml", yaml, &catalog, &MemorySecrets::new())
-        .map_err(|d| anyhow::anyhow!("flow does not load:\n{d}"))?;
-    let c = connector.clone();
-    Ok(FlowRunner::new(plan, move |_| Some(c.clone()), store.clone(), RunnerOptions::default())?)
+    crate::common::flow_runner("worklogs.yaml", yaml, connector, store, &MemorySecrets::new())
 }
 
 #[tokio::test]

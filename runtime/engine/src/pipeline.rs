@@ -44,6 +44,7 @@ struct OpenPage {
 /// Records waiting at the batch step, by (next step, group value).
 struct Collector {
     batch_at: usize,
+    group_by: Option<qiao_flow::Expr>,
     size: usize,
     max_wait: Option<Duration>,
     waiting: BTreeMap<(usize, String), Waiting>,
@@ -59,6 +60,7 @@ impl Collector {
     fn new(batch_at: usize, plan: &BatchPlan) -> Self {
         Collector {
             batch_at,
+            group_by: plan.group_by.clone(),
             size: plan.size.max(1) as usize,
             max_wait: plan.max_wait.map(Into::into),
             waiting: BTreeMap::new(),
@@ -289,7 +291,7 @@ fn park(
     running: &mut JoinSet<Result<Done, StoreError>>,
     run_id: RunId,
 ) {
-    let group = match inner.plan.batch_step().and_then(|(_, b)| b.group_by.as_ref()) {
+    let group = match c.group_by.as_ref() {
         None => Ok(Value::Null),
         Some(expr) => expr.eval(&EvalContext::new(inner.plan.id.as_str(), &state.data)),
     };
