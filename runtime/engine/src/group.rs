@@ -120,8 +120,7 @@ async fn run(
 ) -> Result<(), StoreError> {
     let flow = rt.plan.id.as_str();
     let mut members = w.members;
-    let mut data = group_record(&members);
-    let mut ctx = EvalContext::new(flow, &data);
+    let mut ctx = EvalContext::with_record(flow, group_record(&members));
     let steps = &rt.plan.steps;
     let mut j = batch_at + 1;
     while j < steps.len() {
@@ -138,10 +137,7 @@ async fn run(
         }
         match &step.kind {
             StepKind::Map(template) => match template.eval(&ctx) {
-                Ok(v) => {
-                    data = v;
-                    ctx.set_record(&data);
-                }
+                Ok(v) => ctx.replace_record(v),
                 Err(e) => return fail_all(rt, run_id, members, step, StepFailure::eval(e), out).await,
             },
             StepKind::Filter(expr) => match expr.is_true(&ctx) {
@@ -171,7 +167,11 @@ async fn run(
                     return fail_all(rt, run_id, members, step, failure, out).await;
                 };
                 let key = group_key(flow, &members, step.id.as_str());
+                let started = std::time::Instant::now();
                 let result = conn.invoke(&action.operation, &input, &key).await;
+                if let Some(m) = rt.step_meters[j].as_ref() {
+                    m.latency(started.elapsed().as_secs_f64());
+                }
                 let output = match result {
                     Ok(o) => match o.items {
                         None => o.output,

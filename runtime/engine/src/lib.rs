@@ -17,6 +17,7 @@ mod error;
 mod group;
 mod keys;
 mod kv;
+mod meters;
 mod pipeline;
 mod record;
 mod retry;

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use qiao_flow::{BatchPlan, EvalContext};
-use qiao_store::{RecordState, RunId, StoreError};
+use qiao_flow::{BatchPlan, EvalContext, OnError};
+use qiao_store::{Completion, RecordOutcome, RecordState, RecordStatus, RunId, StoreError};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use crate::error::EngineError;
 use crate::group::{self, GroupOutcome, Member};
-use crate::record::{self, RecordResult, Slot, StepFailure};
+use crate::record::{self, Pure, RecordResult, Slot, StepFailure};
 use crate::runner::{BatchEnd, Inner, Tally};
 
 /// A stored batch handed to the consumer.
@@ -39,6 +39,8 @@ struct OpenPage {
     /// Records not yet terminal.
     open: usize,
     next_seq: Arc<AtomicU64>,
+    /// Outcomes of records that ended without an effect, written with the page's completion.
+    outcomes: Vec<(RunId, RecordOutcome)>,
 }
 
 /// Records waiting at the batch step, by (next step, group value).
@@ -129,7 +131,7 @@ pub(crate) async fn consume(
                 running.spawn(async move { group::process(&rt, run_id, members).await.map(Done::Group) });
                 continue;
             }
-            let Some((page, seq, state)) = ready.pop_front() else { break };
+            let Some((page, seq, mut state)) = ready.pop_front() else { break };
             if let Some(c) = collector.as_mut()
                 && state.next_step >= c.batch_at
             {
@@ -140,12 +142,52 @@ pub(crate) async fn consume(
             let Some(next_seq) = open_pages.iter().find(|p| p.id == page).map(|p| p.next_seq.clone()) else {
                 continue;
             };
+            // The pure steps run here, without a task; only records that reach an action (or
+            // a `foreach`, or fail into the dead-letter queue) get one.
+            let mut ctx = record::context(flow, &mut state);
+            let slot = Slot { run_id, batch: page, seq, next_seq };
             let rt = inner.clone();
-            running.spawn(async move {
-                let slot = Slot { run_id, batch: page, seq, next_seq };
-                let result = record::process(&rt, slot, state).await?;
-                Ok(Done::Record { page, seq, result })
-            });
+            match record::run_pure(&inner.plan, &mut state, &mut ctx) {
+                Pure::Effect => {
+                    running.spawn(async move {
+                        let result = record::process(&rt, slot, state, ctx, true).await?;
+                        Ok(Done::Record { page, seq, result })
+                    });
+                }
+                Pure::Batch => {
+                    state.data = ctx.take_record();
+                    match collector.as_mut() {
+                        Some(c) => park(inner, c, page, seq, state, &open_pages, &mut running, run_id),
+                        None => interrupted = true,
+                    }
+                }
+                Pure::Terminal(status, at) => {
+                    let step = at.map(|i| &inner.plan.steps[i]);
+                    defer(
+                        inner,
+                        &mut open_pages,
+                        tally,
+                        run_id,
+                        page,
+                        record::outcome(&state.key, status, step, None),
+                        at,
+                    );
+                }
+                Pure::Failed(i, failure) if inner.plan.steps[i].on_error == OnError::Skip => {
+                    let step = &inner.plan.steps[i];
+                    tracing::debug!(flow, record = %state.key, step = %step.id, error = %failure.message, "record skipped");
+                    let outcome =
+                        record::outcome(&state.key, RecordStatus::Skipped, Some(step), Some(&failure));
+                    defer(inner, &mut open_pages, tally, run_id, page, outcome, Some(i));
+                }
+                Pure::Failed(i, failure) => {
+                    state.data = ctx.take_record();
+                    running.spawn(async move {
+                        let result = record::fail(&rt, &slot, state, &rt.plan.steps[i], failure).await?;
+                        Ok(Done::Record { page, seq, result })
+                    });
+                }
+            }
         }
         // Interrupted: records not started stay pending in the store for the next start
         // (waiting for them here would leave the select below with no branch enabled).
@@ -168,7 +210,12 @@ pub(crate) async fn consume(
                 Some(p) => {
                     let next = p.records.iter().map(|(s, _)| s + 1).max().unwrap_or(0);
                     let pending: Vec<_> = p.records.into_iter().filter(|(_, r)| !r.status.is_terminal()).collect();
-                    open_pages.push_back(OpenPage { id: p.id, open: pending.len(), next_seq: Arc::new(AtomicU64::new(next)) });
+                    open_pages.push_back(OpenPage {
+                        id: p.id,
+                        open: pending.len(),
+                        next_seq: Arc::new(AtomicU64::new(next)),
+                        outcomes: Vec::new(),
+                    });
                     ready.extend(pending.into_iter().map(|(seq, r)| (p.id, seq, r)));
                 }
                 None => input_open = false,
@@ -240,6 +287,25 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
+/// Counts a record that ended without an effect and keeps its outcome for the page's
+/// completion.
+fn defer(
+    inner: &Inner,
+    open_pages: &mut VecDeque<OpenPage>,
+    tally: &Tally,
+    run_id: RunId,
+    page: u64,
+    outcome: RecordOutcome,
+    step: Option<usize>,
+) {
+    tally.count(outcome.status);
+    inner.meters.record(step, outcome.status);
+    if let Some(p) = open_pages.iter_mut().find(|p| p.id == page) {
+        p.open = p.open.saturating_sub(1);
+        p.outcomes.push((run_id, outcome));
+    }
+}
+
 fn close(open_pages: &mut VecDeque<OpenPage>, page: u64, n: usize) {
     if let Some(p) = open_pages.iter_mut().find(|p| p.id == page) {
         p.open = p.open.saturating_sub(n);
@@ -248,21 +314,21 @@ fn close(open_pages: &mut VecDeque<OpenPage>, page: u64, n: usize) {
 
 /// Completes the leading pages whose records are all terminal, in order: hands their ids to
 /// the completer, which commits them in arrival order, all that queued up in one transaction.
-fn complete_ready(open_pages: &mut VecDeque<OpenPage>, completer: &mpsc::UnboundedSender<u64>) {
+fn complete_ready(open_pages: &mut VecDeque<OpenPage>, completer: &mpsc::UnboundedSender<Completion>) {
     while let Some(front) = open_pages.front()
         && front.open == 0
     {
+        let Some(page) = open_pages.pop_front() else { break };
         // The completer outlives the loop that sends; a send fails only if it stopped on an
         // error, which `consume` reports when it joins it.
-        let _ = completer.send(front.id);
-        open_pages.pop_front();
+        let _ = completer.send(Completion { batch: page.id, outcomes: page.outcomes });
     }
 }
 
 /// The completer task: commits completed pages (cursor + deletion) in order, grouping the ids
 /// that queue up while a commit syncs, so the consumer never waits for a commit.
-fn spawn_completer(inner: &Inner) -> (mpsc::UnboundedSender<u64>, JoinHandle<Result<(), StoreError>>) {
-    let (tx, mut rx) = mpsc::unbounded_channel::<u64>();
+fn spawn_completer(inner: &Inner) -> (mpsc::UnboundedSender<Completion>, JoinHandle<Result<(), StoreError>>) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Completion>();
     let store = inner.store.clone();
     let flow = inner.plan.id.to_string();
     let task = tokio::spawn(async move {
@@ -291,9 +357,15 @@ fn park(
     running: &mut JoinSet<Result<Done, StoreError>>,
     run_id: RunId,
 ) {
+    let mut state = state;
     let group = match c.group_by.as_ref() {
         None => Ok(Value::Null),
-        Some(expr) => expr.eval(&EvalContext::new(inner.plan.id.as_str(), &state.data)),
+        Some(expr) => {
+            let ctx = EvalContext::with_record(inner.plan.id.as_str(), std::mem::take(&mut state.data));
+            let group = expr.eval(&ctx);
+            state.data = ctx.into_record();
+            group
+        }
     };
     match group {
         Ok(value) => c.add(value.to_string(), Member { page, seq, state, group: value }),

@@ -6,12 +6,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use qiao_contract::ErrorClass;
-use qiao_flow::{ActionPlan, EvalContext, EvalError, OnError, RetryPolicy, StepKind, StepPlan};
+use qiao_flow::{ActionPlan, EvalContext, EvalError, FlowPlan, OnError, RetryPolicy, StepKind, StepPlan};
 use qiao_host::CallError;
 use qiao_store::{DeadLetter, RecordOutcome, RecordState, RecordStatus, RunId};
 use serde_json::{Value, json};
 
 use crate::keys::idempotency_key;
+use crate::meters::CallMeter;
 use crate::retry::backoff;
 use crate::runner::{Inner, now_ms};
 
@@ -55,56 +56,111 @@ pub(crate) struct Slot {
     pub next_seq: Arc<AtomicU64>,
 }
 
-pub(crate) async fn process(
-    rt: &Inner,
-    slot: Slot,
-    mut state: RecordState,
-) -> Result<RecordResult, qiao_store::StoreError> {
-    let plan = &rt.plan;
-    let flow = plan.id.as_str();
-    let mut ctx = EvalContext::new(flow, &state.data);
-    for (step, output) in &state.outputs {
-        ctx.set_step_output(step, output);
-    }
+/// Where the pure steps (`map`, `filter`, `when`) left a record.
+pub(crate) enum Pure {
+    /// At an action or `foreach` step whose `when` holds (`state.next_step` is it).
+    Effect,
+    /// At the `batch` step.
+    Batch,
+    /// Ran every step, or a filter dropped it at this step.
+    Terminal(RecordStatus, Option<usize>),
+    /// An expression failed at this step.
+    Failed(usize, StepFailure),
+}
+
+/// Runs the pure steps from `state.next_step` on, in place: up to the next action, `foreach`
+/// or `batch` step, or to the end. `ctx` holds the record (`state.data` is not kept current).
+/// Nothing here has an effect outside, so nothing needs a checkpoint.
+pub(crate) fn run_pure(plan: &FlowPlan, state: &mut RecordState, ctx: &mut EvalContext) -> Pure {
     while state.next_step < plan.steps.len() {
-        if rt.shutdown.is_cancelled() {
-            return Ok(RecordResult::Interrupted);
-        }
         let i = state.next_step;
         let step = &plan.steps[i];
         if let StepKind::Batch(_) = &step.kind {
-            return Ok(RecordResult::Parked(state));
+            return Pure::Batch;
         }
         if let Some(when) = &step.when {
-            match when.is_true(&ctx) {
+            match when.is_true(ctx) {
                 Ok(true) => {}
                 Ok(false) => {
                     state.next_step += 1;
                     continue;
                 }
-                Err(e) => return fail(rt, &slot, state, step, StepFailure::eval(e)).await,
+                Err(e) => return Pure::Failed(i, StepFailure::eval(e)),
             }
         }
         match &step.kind {
-            StepKind::Map(template) => match template.eval(&ctx) {
-                Ok(v) => {
-                    state.data = v;
-                    ctx.set_record(&state.data);
-                }
-                Err(e) => return fail(rt, &slot, state, step, StepFailure::eval(e)).await,
+            StepKind::Map(template) => match template.eval(ctx) {
+                Ok(v) => ctx.replace_record(v),
+                Err(e) => return Pure::Failed(i, StepFailure::eval(e)),
             },
-            StepKind::Filter(expr) => match expr.is_true(&ctx) {
+            StepKind::Filter(expr) => match expr.is_true(ctx) {
                 Ok(true) => {}
-                Ok(false) => return finish(rt, &slot, state, RecordStatus::Filtered, Some(step), None).await,
-                Err(e) => return fail(rt, &slot, state, step, StepFailure::eval(e)).await,
+                Ok(false) => return Pure::Terminal(RecordStatus::Filtered, Some(i)),
+                Err(e) => return Pure::Failed(i, StepFailure::eval(e)),
             },
+            StepKind::Action(_) | StepKind::Foreach(_) => return Pure::Effect,
+            StepKind::Batch(_) => return Pure::Batch,
+        }
+        state.next_step = i + 1;
+    }
+    Pure::Terminal(RecordStatus::Done, None)
+}
+
+/// The evaluation context of a record taken from the store: its data and its stored action
+/// outputs. Takes `state.data`.
+pub(crate) fn context(flow: &str, state: &mut RecordState) -> EvalContext {
+    let mut ctx = EvalContext::with_record(flow, std::mem::take(&mut state.data));
+    for (step, output) in &state.outputs {
+        ctx.set_step_output(step, output);
+    }
+    ctx
+}
+
+/// Processes a record from `state.next_step`. With `at_effect`, the pure steps before have
+/// run already ([`run_pure`] returned [`Pure::Effect`]) and `ctx` holds the record.
+pub(crate) async fn process(
+    rt: &Inner,
+    slot: Slot,
+    mut state: RecordState,
+    mut ctx: EvalContext,
+    mut at_effect: bool,
+) -> Result<RecordResult, qiao_store::StoreError> {
+    let plan = &rt.plan;
+    let flow = plan.id.as_str();
+    loop {
+        if !at_effect {
+            match run_pure(plan, &mut state, &mut ctx) {
+                Pure::Effect => {}
+                Pure::Batch => {
+                    state.data = ctx.take_record();
+                    return Ok(RecordResult::Parked(state));
+                }
+                Pure::Terminal(status, at) => {
+                    return finish(rt, &slot, state, status, at.map(|i| &plan.steps[i]), None).await;
+                }
+                Pure::Failed(i, failure) => {
+                    state.data = ctx.take_record();
+                    return fail(rt, &slot, state, &plan.steps[i], failure).await;
+                }
+            }
+        }
+        at_effect = false;
+        if rt.shutdown.is_cancelled() {
+            return Ok(RecordResult::Interrupted);
+        }
+        let i = state.next_step;
+        let step = &plan.steps[i];
+        match &step.kind {
             StepKind::Action(action) => {
                 let input = match action.input.eval(&ctx) {
                     Ok(v) => v,
-                    Err(e) => return fail(rt, &slot, state, step, StepFailure::eval(e)).await,
+                    Err(e) => {
+                        state.data = ctx.take_record();
+                        return fail(rt, &slot, state, step, StepFailure::eval(e)).await;
+                    }
                 };
                 let key = idempotency_key(flow, &state.key, step.id.as_str());
-                match call_action(rt, action, &input, &key, &step.retry).await {
+                match call_action(rt, rt.step_meters[i].as_ref(), action, &input, &key, &step.retry).await {
                     Ok(output) => {
                         ctx.set_step_output(step.id.as_str(), &output);
                         state.outputs.insert(step.id.to_string(), output);
@@ -112,18 +168,25 @@ pub(crate) async fn process(
                         // Checkpoint so a restart does not repeat this call. After the last
                         // step the terminal write below serves as the checkpoint.
                         if state.next_step < plan.steps.len() {
+                            state.data = ctx.record().clone();
                             rt.store.save_record(flow, slot.batch, slot.seq, &state, None, None).await?;
+                            state.data = Value::Null;
                         }
-                        continue;
                     }
                     Err(ActionError::Interrupted) => return Ok(RecordResult::Interrupted),
-                    Err(ActionError::Failed(f)) => return fail(rt, &slot, state, step, f).await,
+                    Err(ActionError::Failed(f)) => {
+                        state.data = ctx.take_record();
+                        return fail(rt, &slot, state, step, f).await;
+                    }
                 }
             }
             StepKind::Foreach(expr) => {
                 let items = match expr.eval_list(&ctx) {
                     Ok(items) => items,
-                    Err(e) => return fail(rt, &slot, state, step, StepFailure::eval(e)).await,
+                    Err(e) => {
+                        state.data = ctx.take_record();
+                        return fail(rt, &slot, state, step, StepFailure::eval(e)).await;
+                    }
                 };
                 let children: Vec<(u64, RecordState)> = items
                     .into_iter()
@@ -142,14 +205,31 @@ pub(crate) async fn process(
                     .collect();
                 state.status = RecordStatus::Split;
                 state.next_step = i + 1;
+                state.data = ctx.take_record();
                 rt.store.split_record(flow, slot.batch, slot.seq, &state, children.clone()).await?;
                 return Ok(RecordResult::Split(children));
             }
-            StepKind::Batch(_) => return Ok(RecordResult::Parked(state)),
+            // `run_pure` stops only at effects.
+            StepKind::Map(_) | StepKind::Filter(_) | StepKind::Batch(_) => {}
         }
-        state.next_step = i + 1;
     }
-    finish(rt, &slot, state, RecordStatus::Done, None, None).await
+}
+
+/// The run-history outcome of a record that ended at `step` with `failure`.
+pub(crate) fn outcome(
+    key: &str,
+    status: RecordStatus,
+    step: Option<&StepPlan>,
+    failure: Option<&StepFailure>,
+) -> RecordOutcome {
+    RecordOutcome {
+        key: key.to_string(),
+        status,
+        step: step.map(|s| s.id.to_string()),
+        error: failure.map(|f| format!("{}: {}", f.class, f.message)),
+        dead_letter: None,
+        at_ms: now_ms(),
+    }
 }
 
 async fn finish(
@@ -165,18 +245,9 @@ async fn finish(
     // (the dead letter, if any, holds its own copy).
     state.data = Value::Null;
     state.outputs.clear();
-    let outcome = RecordOutcome {
-        key: state.key.clone(),
-        status,
-        step: step.map(|s| s.id.to_string()),
-        error: failure.as_ref().map(|(f, _)| format!("{}: {}", f.class, f.message)),
-        dead_letter: None,
-        at_ms: now_ms(),
-    };
+    let outcome = outcome(&state.key, status, step, failure.as_ref().map(|(f, _)| *f));
     let dead_letter = failure.and_then(|(_, dl)| dl);
-    metrics::counter!("qiao_records_total", "flow" => rt.plan.id.to_string(),
-        "step" => step.map(|s| s.id.to_string()).unwrap_or_default(), "outcome" => status_name(status))
-    .increment(1);
+    rt.meters.record(step.and_then(|s| rt.plan.steps.iter().position(|p| std::ptr::eq(p, s))), status);
     rt.store
         .save_record(
             rt.plan.id.as_str(),
@@ -283,7 +354,8 @@ pub(crate) async fn notify_failure(
         }
     };
     let key = idempotency_key(rt.plan.id.as_str(), record_key, "on-failure");
-    if let Err(ActionError::Failed(f)) = call_action(rt, action, &input, &key, &RetryPolicy::default()).await
+    if let Err(ActionError::Failed(f)) =
+        call_action(rt, rt.on_failure_meter.as_ref(), action, &input, &key, &RetryPolicy::default()).await
     {
         tracing::error!(flow = %rt.plan.id, record = record_key, error = %f.message, "on_failure action failed");
     }
@@ -294,6 +366,7 @@ pub(crate) async fn notify_failure(
 /// token), everything else fails at once.
 async fn call_action(
     rt: &Inner,
+    meter: Option<&CallMeter>,
     action: &ActionPlan,
     input: &Value,
     key: &str,
@@ -311,9 +384,9 @@ async fn call_action(
     loop {
         let started = std::time::Instant::now();
         let result = conn.invoke(&action.operation, input, key).await;
-        metrics::histogram!("qiao_connector_call_seconds", "flow" => rt.plan.id.to_string(),
-            "connection" => action.connection.to_string(), "operation" => action.operation.clone())
-        .record(started.elapsed().as_secs_f64());
+        if let Some(m) = meter {
+            m.latency(started.elapsed().as_secs_f64());
+        }
         let err = match result {
             Ok(out) => return Ok(out.output),
             Err(e) => e,
@@ -348,17 +421,6 @@ async fn call_action(
             _ = rt.shutdown.cancelled() => return Err(ActionError::Interrupted),
         }
         attempt += 1;
-    }
-}
-
-fn status_name(status: RecordStatus) -> &'static str {
-    match status {
-        RecordStatus::Pending => "pending",
-        RecordStatus::Done => "done",
-        RecordStatus::Filtered => "filtered",
-        RecordStatus::Split => "split",
-        RecordStatus::DeadLettered => "dead-lettered",
-        RecordStatus::Skipped => "skipped",
     }
 }
 

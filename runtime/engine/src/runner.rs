@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::EngineError;
 use crate::keys::record_key;
+use crate::meters::{CallMeter, Meters, call_meters};
 use crate::pipeline::{self, Page};
 use crate::retry::backoff;
 
@@ -100,6 +101,12 @@ pub(crate) struct Inner {
     pub failed: AtomicBool,
     /// Why the run was stopped.
     pub failure: std::sync::Mutex<Option<String>>,
+    /// Record counters.
+    pub meters: Meters,
+    /// Call latency per step (`None` for steps without an action).
+    pub step_meters: Vec<Option<CallMeter>>,
+    /// Call latency of `on_failure`.
+    pub on_failure_meter: Option<CallMeter>,
 }
 
 /// Runs one flow.
@@ -173,8 +180,13 @@ impl FlowRunner {
             };
             connections.insert(c.id.to_string(), conn);
         }
+        let meters = Meters::new(&plan);
+        let (step_meters, on_failure_meter) = call_meters(&plan);
         Ok(FlowRunner {
             inner: Arc::new(Inner {
+                meters,
+                step_meters,
+                on_failure_meter,
                 plan,
                 connections,
                 store,

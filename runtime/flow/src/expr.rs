@@ -10,13 +10,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use minijinja::value::ValueKind;
 use minijinja::{Environment, ErrorKind, UndefinedBehavior, Value};
 use self_cell::self_cell;
 
 use crate::library::{self, Clock, ValueTables, cut, show};
+use crate::native::{self, Fallback, NativeTables, Node, Scope};
 
 /// Default fuel per evaluation: enough for any mapping expression, too little for a runaway
 /// loop (`range(100000) | sum` runs out).
@@ -51,6 +52,7 @@ impl fmt::Debug for ExprOptions {
 pub struct ExprEnv {
     env: Arc<Environment<'static>>,
     tables: Arc<BTreeSet<String>>,
+    native_tables: Arc<NativeTables>,
     globals: Arc<BTreeSet<String>>,
 }
 
@@ -104,6 +106,7 @@ impl ExprEnv {
         ExprEnv {
             env: Arc::new(env),
             tables: Arc::new(tables.keys().cloned().collect()),
+            native_tables: Arc::new(tables.iter().map(|(k, v)| (k.clone(), Arc::new(v.clone()))).collect()),
             globals: Arc::new(globals),
         }
     }
@@ -159,7 +162,14 @@ impl ExprEnv {
             .filter(|v| !self.globals.contains(v.split('.').next().unwrap_or_default()))
             .collect();
         variables.sort();
-        Ok(Expr(Arc::new(Inner { source: source.to_string(), path: path.to_string(), variables, compiled })))
+        let native = native::lower(source, &self.native_tables);
+        Ok(Expr(Arc::new(Inner {
+            source: source.to_string(),
+            path: path.to_string(),
+            variables,
+            compiled,
+            native,
+        })))
     }
 }
 
@@ -178,6 +188,8 @@ struct Inner {
     path: String,
     variables: Vec<String>,
     compiled: Compiled,
+    /// The native form, when the expression has one (`native.rs`).
+    native: Option<Node>,
 }
 
 /// A compiled expression. Cheap to clone.
@@ -213,15 +225,48 @@ impl Expr {
         &self.0.variables
     }
 
+    /// Whether the expression has a native form (evaluated without MiniJinja when it can).
+    pub fn is_native(&self) -> bool {
+        self.0.native.is_some()
+    }
+
     /// Evaluates to JSON. Undefined results (missing fields) are errors.
     pub fn eval(&self, ctx: &EvalContext) -> Result<serde_json::Value, EvalError> {
+        if let Some(v) = self.native(ctx, |v| v.into_json()) {
+            return Ok(v);
+        }
+        self.eval_minijinja(ctx)
+    }
+
+    /// [`Expr::eval`] on MiniJinja only (the reference the native path is tested against).
+    pub fn eval_minijinja(&self, ctx: &EvalContext) -> Result<serde_json::Value, EvalError> {
         let v = self.raw(ctx)?;
         to_json(&v).map_err(|(kind, message)| self.error(ctx, kind, message))
+    }
+
+    /// The native result, when the expression has a native form and it did not give up.
+    fn native<T>(
+        &self,
+        ctx: &EvalContext,
+        finish: impl FnOnce(native::V<'_>) -> Result<T, Fallback>,
+    ) -> Option<T> {
+        let node = self.0.native.as_ref()?;
+        let scope =
+            Scope { flow: &ctx.flow, record: &ctx.record, steps: &ctx.steps, error: ctx.error.as_ref() };
+        node.eval(&scope).and_then(finish).ok()
     }
 
     /// Evaluates as a condition (`filter`, `when`): the truth of the result; undefined is an
     /// error.
     pub fn is_true(&self, ctx: &EvalContext) -> Result<bool, EvalError> {
+        if let Some(b) = self.native(ctx, |v| v.truth()) {
+            return Ok(b);
+        }
+        self.is_true_minijinja(ctx)
+    }
+
+    /// [`Expr::is_true`] on MiniJinja only.
+    pub fn is_true_minijinja(&self, ctx: &EvalContext) -> Result<bool, EvalError> {
         let v = self.raw(ctx)?;
         if v.is_undefined() {
             return Err(self.error(ctx, EvalErrorKind::Undefined, undefined_message()));
@@ -242,7 +287,7 @@ impl Expr {
     }
 
     fn raw(&self, ctx: &EvalContext) -> Result<Value, EvalError> {
-        self.0.compiled.borrow_dependent().eval(ctx.root.clone()).map_err(|e| {
+        self.0.compiled.borrow_dependent().eval(ctx.root().clone()).map_err(|e| {
             let kind = match e.kind() {
                 ErrorKind::UndefinedError => EvalErrorKind::Undefined,
                 ErrorKind::OutOfFuel => EvalErrorKind::OutOfFuel,
@@ -322,63 +367,94 @@ fn show_values(values: &[(String, String)]) -> String {
 }
 
 /// What expressions can read: `record`, `steps.<id>.output`, `flow.id`, and `error` in
-/// `on_failure`.
+/// `on_failure`. Holds JSON; the MiniJinja form is built only when an expression needs it
+/// (one without a native form, or whose native evaluation gave up).
 #[derive(Debug, Clone)]
 pub struct EvalContext {
-    flow: Value,
-    record: Value,
-    steps: BTreeMap<String, Value>,
-    error: Option<Value>,
-    root: Value,
+    flow: String,
+    record: serde_json::Value,
+    steps: BTreeMap<String, serde_json::Value>,
+    error: Option<serde_json::Value>,
+    root: OnceLock<Value>,
 }
 
 impl EvalContext {
     /// A context for `record` in flow `flow_id`.
     pub fn new(flow_id: &str, record: &serde_json::Value) -> Self {
-        let mut ctx = EvalContext {
-            flow: Value::from_pairs([("id", Value::from(flow_id))]),
-            record: from_json(record),
+        Self::with_record(flow_id, record.clone())
+    }
+
+    /// A context owning `record`.
+    pub fn with_record(flow_id: &str, record: serde_json::Value) -> Self {
+        EvalContext {
+            flow: flow_id.to_string(),
+            record,
             steps: BTreeMap::new(),
             error: None,
-            root: Value::UNDEFINED,
-        };
-        ctx.rebuild();
-        ctx
+            root: OnceLock::new(),
+        }
+    }
+
+    /// The record.
+    pub fn record(&self) -> &serde_json::Value {
+        &self.record
+    }
+
+    /// The record, consuming the context.
+    pub fn into_record(self) -> serde_json::Value {
+        self.record
+    }
+
+    /// Takes the record out, leaving `null`.
+    pub fn take_record(&mut self) -> serde_json::Value {
+        self.root = OnceLock::new();
+        std::mem::take(&mut self.record)
     }
 
     /// Replaces the record (after a `map` step or for a `foreach` item).
     pub fn set_record(&mut self, record: &serde_json::Value) {
-        self.record = from_json(record);
-        self.rebuild();
+        self.replace_record(record.clone());
+    }
+
+    /// Replaces the record, taking it.
+    pub fn replace_record(&mut self, record: serde_json::Value) {
+        self.record = record;
+        self.root = OnceLock::new();
     }
 
     /// Records an action step's output as `steps.<step>.output`.
     pub fn set_step_output(&mut self, step: &str, output: &serde_json::Value) {
-        self.steps.insert(step.to_string(), Value::from_pairs([("output", from_json(output))]));
-        self.rebuild();
+        self.steps.insert(step.to_string(), output.clone());
+        self.root = OnceLock::new();
     }
 
     /// Sets `error` (for `on_failure`).
     pub fn set_error(&mut self, error: &serde_json::Value) {
-        self.error = Some(from_json(error));
-        self.rebuild();
+        self.error = Some(error.clone());
+        self.root = OnceLock::new();
     }
 
-    fn rebuild(&mut self) {
-        let mut root = vec![
-            ("flow", self.flow.clone()),
-            ("record", self.record.clone()),
-            ("steps", Value::from_pairs(self.steps.iter().map(|(k, v)| (k.clone(), v.clone())))),
-        ];
-        if let Some(e) = &self.error {
-            root.push(("error", e.clone()));
-        }
-        self.root = Value::from_pairs(root);
+    /// The MiniJinja root value, built on first use.
+    fn root(&self) -> &Value {
+        self.root.get_or_init(|| {
+            let steps = Value::from_pairs(
+                self.steps.iter().map(|(k, v)| (k.clone(), Value::from_pairs([("output", from_json(v))]))),
+            );
+            let mut root = vec![
+                ("flow", Value::from_pairs([("id", Value::from(self.flow.as_str()))])),
+                ("record", from_json(&self.record)),
+                ("steps", steps),
+            ];
+            if let Some(e) = &self.error {
+                root.push(("error", from_json(e)));
+            }
+            Value::from_pairs(root)
+        })
     }
 
     /// The value at a dotted path, shown for error messages.
     fn show_path(&self, path: &str) -> String {
-        let mut v = self.root.clone();
+        let mut v = self.root().clone();
         for part in path.split('.') {
             v = match v.get_attr(part) {
                 Ok(next) if !next.is_undefined() => next,

@@ -24,6 +24,9 @@ mod load;
 mod load_connections;
 mod load_steps;
 mod load_trigger;
+mod native;
+#[cfg(test)]
+mod native_tests;
 mod plan;
 mod schema_check;
 mod secrets;

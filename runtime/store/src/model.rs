@@ -111,6 +111,16 @@ pub struct DeadLetter {
     pub at_ms: u64,
 }
 
+/// A batch to complete, with the run-history outcomes of its records that were not stored
+/// one by one (see [`crate::Store::complete_batches`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    /// The batch.
+    pub batch: u64,
+    /// `(run, outcome)` rows to add to the run history.
+    pub outcomes: Vec<(RunId, RecordOutcome)>,
+}
+
 /// What happened to one record in a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecordOutcome {

@@ -11,8 +11,8 @@ use serde::de::DeserializeOwned;
 
 use crate::StoreError;
 use crate::model::{
-    BatchMeta, DeadLetter, DeadLetterId, PendingBatch, RecordOutcome, RecordState, RecordStatus, RecordWrite,
-    RunId, RunInfo,
+    BatchMeta, Completion, DeadLetter, DeadLetterId, PendingBatch, RecordOutcome, RecordState, RecordStatus,
+    RecordWrite, RunId, RunInfo,
 };
 use crate::tables::{BATCHES, CURSORS, DEAD_LETTERS, KV, META, NEXT_ID, RECORDS, RUN_RECORDS, RUNS};
 use crate::writer::Writer;
@@ -48,7 +48,7 @@ pub(crate) fn bump_next_id(txn: &WriteTransaction, next: u64) -> Result<(), Stor
     Ok(())
 }
 
-/// Completes one batch inside `txn` (see [`Store::complete_batch`]).
+/// Completes one batch inside `txn` (see [`Store::complete_batches`]).
 fn complete_in(txn: &WriteTransaction, flow: &str, batch: u64) -> Result<(), StoreError> {
     let meta: BatchMeta = {
         let batches = txn.open_table(BATCHES)?;
@@ -57,22 +57,7 @@ fn complete_in(txn: &WriteTransaction, flow: &str, batch: u64) -> Result<(), Sto
         };
         decode("batch", bytes.value())?
     };
-    let mut records = txn.open_table(RECORDS)?;
-    let mut seqs = Vec::new();
-    for row in records.range((flow, batch, 0)..=(flow, batch, u64::MAX))? {
-        let (k, v) = row?;
-        let state: RecordState = decode("record", v.value())?;
-        if !state.status.is_terminal() {
-            return Err(StoreError::Db(format!(
-                "batch {batch} of flow {flow:?} still has pending record {:?}",
-                state.key
-            )));
-        }
-        seqs.push(k.value().2);
-    }
-    for s in seqs {
-        records.remove((flow, batch, s))?;
-    }
+    txn.open_table(RECORDS)?.retain_in((flow, batch, 0)..=(flow, batch, u64::MAX), |_, _| false)?;
     txn.open_table(BATCHES)?.remove((flow, batch))?;
     if let Some(cursor) = &meta.next_cursor {
         txn.open_table(CURSORS)?.insert(flow, cursor.as_str())?;
@@ -269,18 +254,38 @@ impl Store {
     }
 
     /// Ends a batch whose records are all terminal: commits its cursor (if it has one) and
-    /// deletes the batch, in one transaction. Refuses if a record is still pending.
+    /// deletes the batch with its records, in one transaction.
     pub async fn complete_batch(&self, flow: &str, batch: u64) -> Result<(), StoreError> {
-        self.complete_batches(flow, vec![batch]).await
+        self.complete_batches(flow, vec![Completion { batch, outcomes: Vec::new() }]).await
     }
 
     /// [`Store::complete_batch`] for several batches of one flow, in order, in one
-    /// transaction (the last cursor wins). Refuses all if one has a pending record.
-    pub async fn complete_batches(&self, flow: &str, batches: Vec<u64>) -> Result<(), StoreError> {
+    /// transaction (the last cursor wins), together with the run-history outcomes of records
+    /// whose terminal state was not written on its own (records that ended without an
+    /// action: re-running them after a crash has no effect outside, so they are not
+    /// checkpointed one by one). The caller vouches that every record of these batches is
+    /// terminal.
+    pub async fn complete_batches(&self, flow: &str, batches: Vec<Completion>) -> Result<(), StoreError> {
         let flow = flow.to_string();
+        let mut ids = Vec::with_capacity(batches.len());
+        let mut outcomes = Vec::new();
+        for c in batches {
+            ids.push(c.batch);
+            for (run, o) in c.outcomes {
+                outcomes.push((run, self.allocate(1), encode(&o)?));
+            }
+        }
         self.write(move |txn| {
-            for batch in batches {
+            for batch in ids {
                 complete_in(txn, &flow, batch)?;
+            }
+            if let Some(max) = outcomes.iter().map(|(_, n, _)| *n).max() {
+                let mut run_records = txn.open_table(RUN_RECORDS)?;
+                for (run, n, bytes) in &outcomes {
+                    run_records.insert((*run, *n), bytes.as_slice())?;
+                }
+                drop(run_records);
+                bump_next_id(txn, max + 1)?;
             }
             Ok(())
         })
@@ -496,16 +501,37 @@ mod tests {
         let meta = BatchMeta { run_id: 1, next_cursor: Some("c1".into()), created_ms: 0 };
         let batch = store.enqueue_batch("f", meta, &[rec("a"), rec("b")]).await?;
         assert_eq!(store.cursor("f")?, None);
-        assert!(store.complete_batch("f", batch).await.is_err(), "pending records block completion");
+        assert_eq!(store.pending_batches("f")?.len(), 1);
         let mut done = rec("a");
         done.status = RecordStatus::Done;
         store.save_record("f", batch, 0, &done, None, None).await?;
-        assert!(store.complete_batch("f", batch).await.is_err());
-        done.key = "b".into();
-        store.save_record("f", batch, 1, &done, None, None).await?;
-        store.complete_batch("f", batch).await?;
+        assert_eq!(store.cursor("f")?, None, "a terminal record alone commits nothing");
+        let outcome = RecordOutcome {
+            key: "b".into(),
+            status: RecordStatus::Filtered,
+            step: Some("only-pm".into()),
+            error: None,
+            dead_letter: None,
+            at_ms: 3,
+        };
+        store.complete_batches("f", vec![Completion { batch, outcomes: vec![(1, outcome.clone())] }]).await?;
         assert_eq!(store.cursor("f")?.as_deref(), Some("c1"));
         assert!(store.pending_batches("f")?.is_empty());
+        assert_eq!(store.get_run(1).map(|(_, o)| o).unwrap_or_default(), vec![]);
+        let run = store.start_run(&run_info()).await?;
+        let b2 = store
+            .enqueue_batch(
+                "f",
+                BatchMeta { run_id: run, next_cursor: Some("c2".into()), created_ms: 0 },
+                &[rec("c")],
+            )
+            .await?;
+        store
+            .complete_batches("f", vec![Completion { batch: b2, outcomes: vec![(run, outcome.clone())] }])
+            .await?;
+        assert_eq!(store.get_run(run)?.1, vec![outcome], "the outcome is in the run history");
+        assert_eq!(store.cursor("f")?.as_deref(), Some("c2"));
+        assert!(store.complete_batch("f", b2).await.is_err(), "a completed batch is gone");
         Ok(())
     }
 
