@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use qiao_flow::{BatchPlan, EvalContext, OnError};
-use qiao_store::{Completion, RecordOutcome, RecordState, RecordStatus, RunId, StoreError};
+use qiao_store::{Completion, RecordOutcome, RecordState, RecordStatus, RecordWrite, RunId, StoreError};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
@@ -145,7 +145,7 @@ pub(crate) async fn consume(
             // The pure steps run here, without a task; only records that reach an action (or
             // a `foreach`, or fail into the dead-letter queue) get one.
             let mut ctx = record::context(flow, &mut state);
-            let slot = Slot { run_id, batch: page, seq, next_seq };
+            let slot = Slot { run_id, batch: page, seq, next_seq, commits: Some(completer.clone()) };
             let rt = inner.clone();
             match record::run_pure(&inner.plan, &mut state, &mut ctx) {
                 Pure::Effect => {
@@ -314,30 +314,49 @@ fn close(open_pages: &mut VecDeque<OpenPage>, page: u64, n: usize) {
 
 /// Completes the leading pages whose records are all terminal, in order: hands their ids to
 /// the completer, which commits them in arrival order, all that queued up in one transaction.
-fn complete_ready(open_pages: &mut VecDeque<OpenPage>, completer: &mpsc::UnboundedSender<Completion>) {
+fn complete_ready(open_pages: &mut VecDeque<OpenPage>, completer: &Committer) {
     while let Some(front) = open_pages.front()
         && front.open == 0
     {
         let Some(page) = open_pages.pop_front() else { break };
         // The completer outlives the loop that sends; a send fails only if it stopped on an
         // error, which `consume` reports when it joins it.
-        let _ = completer.send(Completion { batch: page.id, outcomes: page.outcomes });
+        let _ = completer.send(Commit::Complete(Completion { batch: page.id, outcomes: page.outcomes }));
     }
 }
 
-/// The completer task: commits completed pages (cursor + deletion) in order, grouping the ids
-/// that queue up while a commit syncs, so the consumer never waits for a commit.
-fn spawn_completer(inner: &Inner) -> (mpsc::UnboundedSender<Completion>, JoinHandle<Result<(), StoreError>>) {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Completion>();
+/// What the completer writes.
+pub(crate) enum Commit {
+    /// A record's terminal state after an action (its checkpoint), with its outcome.
+    Terminal(RecordWrite),
+    /// A page whose records are all terminal.
+    Complete(Completion),
+}
+
+/// Where record tasks and the consumer send what the completer writes.
+pub(crate) type Committer = mpsc::UnboundedSender<Commit>;
+
+/// The completer task: writes terminal states and completes pages (cursor + deletion) in
+/// arrival order, everything that queued up while the last commit synced in one
+/// transaction, so neither the consumer nor a record task waits for a commit. A terminal
+/// write whose page completes in the same transaction only adds its outcome.
+fn spawn_completer(inner: &Inner) -> (Committer, JoinHandle<Result<(), StoreError>>) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Commit>();
     let store = inner.store.clone();
     let flow = inner.plan.id.to_string();
     let task = tokio::spawn(async move {
         while let Some(first) = rx.recv().await {
-            let mut ids = vec![first];
-            while let Ok(id) = rx.try_recv() {
-                ids.push(id);
+            let mut writes = Vec::new();
+            let mut pages = Vec::new();
+            let mut next = Some(first);
+            while let Some(commit) = next {
+                match commit {
+                    Commit::Terminal(w) => writes.push(w),
+                    Commit::Complete(c) => pages.push(c),
+                }
+                next = rx.try_recv().ok();
             }
-            store.complete_batches(&flow, ids).await?;
+            store.commit(&flow, writes, pages).await?;
         }
         Ok(())
     });
@@ -375,7 +394,7 @@ fn park(
             let rt = inner.clone();
             let at = c.batch_at;
             running.spawn(async move {
-                let slot = Slot { run_id, batch: page, seq, next_seq };
+                let slot = Slot { run_id, batch: page, seq, next_seq, commits: None };
                 let step = &rt.plan.steps[at];
                 let result = record::fail(&rt, &slot, state, step, StepFailure::eval(e)).await?;
                 Ok(Done::Record { page, seq, result })

@@ -8,11 +8,13 @@ use std::time::Duration;
 use qiao_contract::ErrorClass;
 use qiao_flow::{ActionPlan, EvalContext, EvalError, FlowPlan, OnError, RetryPolicy, StepKind, StepPlan};
 use qiao_host::CallError;
-use qiao_store::{DeadLetter, RecordOutcome, RecordState, RecordStatus, RunId};
+use qiao_store::{DeadLetter, RecordOutcome, RecordState, RecordStatus, RecordWrite, RunId};
 use serde_json::{Value, json};
+use tokio::sync::mpsc;
 
 use crate::keys::idempotency_key;
 use crate::meters::CallMeter;
+use crate::pipeline::{Commit, Committer};
 use crate::retry::backoff;
 use crate::runner::{Inner, now_ms};
 
@@ -54,6 +56,8 @@ pub(crate) struct Slot {
     pub seq: u64,
     /// The batch's next free sequence number (for `foreach` children).
     pub next_seq: Arc<AtomicU64>,
+    /// The consumer's completer: terminal writes go there instead of waiting for a commit.
+    pub commits: Option<Committer>,
 }
 
 /// Where the pure steps (`map`, `filter`, `when`) left a record.
@@ -248,16 +252,22 @@ async fn finish(
     let outcome = outcome(&state.key, status, step, failure.as_ref().map(|(f, _)| *f));
     let dead_letter = failure.and_then(|(_, dl)| dl);
     rt.meters.record(step.and_then(|s| rt.plan.steps.iter().position(|p| std::ptr::eq(p, s))), status);
-    rt.store
-        .save_record(
-            rt.plan.id.as_str(),
-            slot.batch,
-            slot.seq,
-            &state,
-            Some((slot.run_id, outcome)),
-            dead_letter,
-        )
-        .await?;
+    let write = RecordWrite {
+        batch: slot.batch,
+        seq: slot.seq,
+        state,
+        outcome: Some((slot.run_id, outcome)),
+        dead_letter,
+    };
+    let write = match &slot.commits {
+        Some(commits) => match commits.send(Commit::Terminal(write)) {
+            Ok(()) => return Ok(RecordResult::Terminal(status)),
+            Err(mpsc::error::SendError(Commit::Terminal(w))) => w,
+            Err(_) => return Ok(RecordResult::Interrupted),
+        },
+        None => write,
+    };
+    rt.store.save_records(rt.plan.id.as_str(), vec![write]).await?;
     Ok(RecordResult::Terminal(status))
 }
 

@@ -192,7 +192,7 @@ pub(crate) fn date(value: &Value, format: Option<String>, kwargs: Kwargs) -> Res
         Some(name) => TimeZone::get(name).map_err(|_| invalid(format!("unknown time zone {name:?}")))?,
         None => TimeZone::UTC,
     };
-    let format = format.as_deref().unwrap_or("%Y-%m-%dT%H:%M:%S%:z");
+    let format = format.as_deref().unwrap_or(DATE_FORMAT);
     if value.is_undefined() {
         return Err(Error::new(ErrorKind::UndefinedError, "date of an undefined value"));
     }
@@ -204,22 +204,38 @@ pub(crate) fn date(value: &Value, format: Option<String>, kwargs: Kwargs) -> Res
 
 fn parse_date(value: &Value, tz: &TimeZone) -> Result<jiff::Zoned, Error> {
     let fail = |why: &str| invalid(format!("cannot read {} as a date: {why}", show(value)));
-    if value.is_number() {
-        let n = f64::try_from(value.clone()).map_err(|_| fail("not a number"))?;
-        if !n.is_finite() {
-            return Err(fail("not a finite number"));
-        }
-        let ts = if n.abs() >= 1e11 {
-            Timestamp::from_millisecond(n as i64)
-        } else {
-            Timestamp::from_second(n.trunc() as i64)
-        };
-        return ts.map(|ts| ts.to_zoned(tz.clone())).map_err(|e| fail(&e.to_string()));
-    }
-    let Some(s) = value.as_str() else {
-        return Err(fail("expected a string or a number"));
+    let input = if value.is_number() {
+        DateInput::Number(f64::try_from(value.clone()).map_err(|_| fail("not a number"))?)
+    } else {
+        DateInput::Text(value.as_str().ok_or_else(|| fail("expected a string or a number"))?)
     };
-    let s = s.trim();
+    read_date(input, tz).map_err(|why| fail(&why))
+}
+
+/// What `date` reads.
+pub(crate) enum DateInput<'a> {
+    /// Unix seconds, or milliseconds when larger than 10^11.
+    Number(f64),
+    /// A timestamp, a local date-time or a date.
+    Text(&'a str),
+}
+
+/// Reads a date for `date` (also used by the native evaluator); the error says why not.
+pub(crate) fn read_date(input: DateInput<'_>, tz: &TimeZone) -> Result<jiff::Zoned, String> {
+    let s = match input {
+        DateInput::Number(n) => {
+            if !n.is_finite() {
+                return Err("not a finite number".into());
+            }
+            let ts = if n.abs() >= 1e11 {
+                Timestamp::from_millisecond(n as i64)
+            } else {
+                Timestamp::from_second(n.trunc() as i64)
+            };
+            return ts.map(|ts| ts.to_zoned(tz.clone())).map_err(|e| e.to_string());
+        }
+        DateInput::Text(s) => s.trim(),
+    };
     if let Ok(ts) = Timestamp::from_str(s) {
         return Ok(ts.to_zoned(tz.clone()));
     }
@@ -233,10 +249,13 @@ fn parse_date(value: &Value, tz: &TimeZone) -> Result<jiff::Zoned, Error> {
         .or_else(|| jiff::fmt::strtime::parse("%Y-%m-%d %H:%M:%S%.f", s).and_then(|t| t.to_datetime()).ok())
         .or_else(|| Date::from_str(s).ok().map(|d| d.to_datetime(jiff::civil::Time::midnight())));
     match local {
-        Some(dt) => dt.to_zoned(tz.clone()).map_err(|e| fail(&e.to_string())),
-        None => Err(fail("expected e.g. 2024-03-05, 2024-03-05T09:30:00+08:00 or Unix seconds")),
+        Some(dt) => dt.to_zoned(tz.clone()).map_err(|e| e.to_string()),
+        None => Err("expected e.g. 2024-03-05, 2024-03-05T09:30:00+08:00 or Unix seconds".into()),
     }
 }
+
+/// The default format of `date`.
+pub(crate) const DATE_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%:z";
 
 #[cfg(test)]
 mod tests {

@@ -21,6 +21,8 @@ use std::sync::Arc;
 use minijinja::machinery::ast;
 use serde_json::Value as J;
 
+use crate::library::{DATE_FORMAT, DateInput, read_date};
+
 /// Lookup tables as native values: table → key → value.
 pub(crate) type NativeTables = BTreeMap<String, Arc<BTreeMap<String, J>>>;
 
@@ -183,6 +185,7 @@ pub(crate) enum Node {
     Compare(Box<Node>, Vec<(Cmp, Node)>),
     If(Box<Node>, Box<Node>, Option<Box<Node>>),
     Filter(Filter, Box<Node>, Vec<Node>),
+    Date { value: Box<Node>, format: Option<Box<Node>>, tz: jiff::tz::TimeZone },
     Lookup { entries: Arc<BTreeMap<String, J>>, key: Box<Node>, default: Option<Box<Node>> },
     List(Vec<Node>),
     Map(Vec<(String, Node)>),
@@ -278,6 +281,28 @@ impl Lower<'_> {
                     None => None,
                 },
             ),
+            ast::Expr::Filter(f) if f.name == "date" => {
+                let (format, tz) = match f.args.as_slice() {
+                    [] => (None, None),
+                    [ast::CallArg::Pos(format)] => (Some(format), None),
+                    [ast::CallArg::Kwarg("tz", tz)] => (None, Some(tz)),
+                    [ast::CallArg::Pos(format), ast::CallArg::Kwarg("tz", tz)] => (Some(format), Some(tz)),
+                    _ => return None,
+                };
+                let tz = match tz {
+                    None => jiff::tz::TimeZone::UTC,
+                    Some(ast::Expr::Const(c)) => jiff::tz::TimeZone::get(c.value.as_str()?).ok()?,
+                    Some(_) => return None,
+                };
+                Node::Date {
+                    value: Box::new(self.expr(f.expr.as_ref()?)?),
+                    format: match format {
+                        Some(f) => Some(Box::new(self.expr(f)?)),
+                        None => None,
+                    },
+                    tz,
+                }
+            }
             ast::Expr::Filter(f) => {
                 let (filter, max_args) = match f.name {
                     "default" | "d" => (Filter::Default, 2),
@@ -407,6 +432,24 @@ impl Node {
                 }
             }
             Node::Filter(f, value, args) => filter(*f, value.eval(s)?, args, s)?,
+            Node::Date { value, format, tz } => {
+                let value = value.eval(s)?;
+                let input = match value.json()? {
+                    J::Number(n) => DateInput::Number(as_f64(num(n)?)?),
+                    J::String(text) => DateInput::Text(text),
+                    _ => return Err(Fallback),
+                };
+                let zoned = read_date(input, tz).map_err(|_| Fallback)?;
+                let format = match format {
+                    Some(f) => f.eval(s)?,
+                    None => V::Undef,
+                };
+                let format = match &format {
+                    V::Undef => DATE_FORMAT,
+                    V::Val(v) => v.as_str().ok_or(Fallback)?,
+                };
+                owned(J::String(jiff::fmt::strtime::format(format, &zoned).map_err(|_| Fallback)?))
+            }
             Node::Lookup { entries, key, default } => {
                 let key = key.eval(s)?;
                 let found = match key.json()? {

@@ -32,11 +32,15 @@ fn records() -> Vec<Value> {
                "author": "张三", "tags": ["a", "b", 3], "nested": {"k": {"v": 2}}, "none": null, "flag": true,
                "text": "  完成接口联调  ", "big": 9007199254740993_i64, "u": 18446744073709551615_u64,
                "amount": "1,200.50", "qty": "两箱", "n": 7, "half": 2.5, "list": [1, 2, 3], "empty": "",
-               "obj": {}, "ratio": 0.1}),
+               "obj": {}, "ratio": 0.1,
+               "started": "2026-11-24T09:30:00.000+0800", "local": "2026-03-05 23:30:00",
+               "day": "2026-02-28", "ms": 1764000000000_i64, "bad_date": "2026-02-30"}),
         json!({"id": 42, "secs": 1800, "rate": 99.5, "f": -0.5, "neg": 7, "zero": 0.0, "project": "OPS",
                "author": "李四", "tags": [], "nested": {"k": {"v": "x"}}, "none": null, "flag": false,
                "text": "", "big": -9223372036854775808_i64, "u": 0, "amount": " 3 ", "qty": "12",
-               "n": -3, "half": 3.5, "list": [], "empty": "x", "obj": {"a": 1}, "ratio": 3}),
+               "n": -3, "half": 3.5, "list": [], "empty": "x", "obj": {"a": 1}, "ratio": 3,
+               "started": "2026-11-24T01:30:00Z", "local": "2026-03-05T08:00:00", "day": 1700000000,
+               "ms": -5, "bad_date": "tomorrow"}),
         json!({"id": null, "secs": "3600", "project": "XX", "author": null, "tags": "ab", "nested": [1],
                "n": 0, "half": -2.5, "list": [1.0, "1"], "flag": 1, "f": 1e308, "rate": 1e308}),
         json!({}),
@@ -163,6 +167,16 @@ const CORPUS: &[&str] = &[
     "record.project.startswith('P')",
     "record.list[1:]",
     "record.id is defined",
+    "record.started | date('%Y-%m-%d', tz='Asia/Shanghai')",
+    "record.started | date",
+    "record.started | date(tz='America/New_York')",
+    "record.local | date('%Y-%m-%d %H:%M', tz='Asia/Shanghai')",
+    "record.day | date('%d.%m.%Y')",
+    "record.secs | date('%Y')",
+    "record.ms | date('%Y-%m-%dT%H:%M:%S%:z', tz='Asia/Shanghai')",
+    "record.bad_date | date('%Y-%m-%d')",
+    "record.started | date('%Y', tz='Mars/Base')",
+    "record.started | date(record.project)",
 ];
 
 fn scope_eval(source: &str, ctx: &EvalContext, output: &Value) -> Option<Value> {
@@ -244,6 +258,7 @@ fn common_shapes_are_native() {
         "steps.book.output.id",
         "'yes' if record.flag else 'no'",
         "{'a': record.id}",
+        "record.started | date('%Y-%m-%d', tz='Asia/Shanghai')",
     ] {
         let expr = env.compile(source, "map.x").unwrap_or_else(|e| panic!("{source}: {e:?}"));
         assert!(expr.is_native(), "{source} has no native form");

@@ -65,6 +65,41 @@ fn complete_in(txn: &WriteTransaction, flow: &str, batch: u64) -> Result<(), Sto
     Ok(())
 }
 
+/// A record write, encoded (see [`Store::encode_writes`]).
+struct EncodedWrite {
+    batch: u64,
+    seq: u64,
+    /// `None`: the batch completes in the same transaction.
+    state: Option<Vec<u8>>,
+    dead_letter: Option<(DeadLetterId, Vec<u8>)>,
+    outcome: Option<(RunId, u64, Vec<u8>)>,
+}
+
+/// Applies encoded writes inside `txn`; returns the largest id they used (0 if none).
+fn apply_writes(txn: &WriteTransaction, flow: &str, writes: &[EncodedWrite]) -> Result<u64, StoreError> {
+    if writes.is_empty() {
+        return Ok(0);
+    }
+    let mut records = txn.open_table(RECORDS)?;
+    let mut dead_letters = txn.open_table(DEAD_LETTERS)?;
+    let mut run_records = txn.open_table(RUN_RECORDS)?;
+    let mut max_id = 0;
+    for e in writes {
+        if let Some(state) = &e.state {
+            records.insert((flow, e.batch, e.seq), state.as_slice())?;
+        }
+        if let Some((id, bytes)) = &e.dead_letter {
+            dead_letters.insert(*id, bytes.as_slice())?;
+            max_id = max_id.max(*id);
+        }
+        if let Some((run, n, bytes)) = &e.outcome {
+            run_records.insert((*run, *n), bytes.as_slice())?;
+            max_id = max_id.max(*n);
+        }
+    }
+    Ok(max_id)
+}
+
 impl Store {
     /// Opens (or creates) `<dir>/qiao.redb`.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
@@ -174,55 +209,10 @@ impl Store {
         flow: &str,
         writes: Vec<RecordWrite>,
     ) -> Result<Vec<Option<DeadLetterId>>, StoreError> {
-        struct Encoded {
-            batch: u64,
-            seq: u64,
-            state: Vec<u8>,
-            dead_letter: Option<(DeadLetterId, Vec<u8>)>,
-            outcome: Option<(RunId, u64, Vec<u8>)>,
-        }
+        let (encoded, ids) = self.encode_writes(writes, &Default::default())?;
         let flow = flow.to_string();
-        let mut encoded = Vec::with_capacity(writes.len());
-        let mut ids = Vec::with_capacity(writes.len());
-        for w in writes {
-            let dead_letter = match &w.dead_letter {
-                Some(dl) => Some((self.allocate(1), encode(dl)?)),
-                None => None,
-            };
-            let dl_id = dead_letter.as_ref().map(|(id, _)| *id);
-            let outcome = match w.outcome {
-                Some((run, mut o)) => {
-                    o.dead_letter = dl_id;
-                    Some((run, self.allocate(1), encode(&o)?))
-                }
-                None => None,
-            };
-            ids.push(dl_id);
-            encoded.push(Encoded {
-                batch: w.batch,
-                seq: w.seq,
-                state: encode(&w.state)?,
-                dead_letter,
-                outcome,
-            });
-        }
         self.write(move |txn| {
-            let mut records = txn.open_table(RECORDS)?;
-            let mut dead_letters = txn.open_table(DEAD_LETTERS)?;
-            let mut run_records = txn.open_table(RUN_RECORDS)?;
-            let mut max_id = 0;
-            for e in &encoded {
-                records.insert((flow.as_str(), e.batch, e.seq), e.state.as_slice())?;
-                if let Some((id, bytes)) = &e.dead_letter {
-                    dead_letters.insert(*id, bytes.as_slice())?;
-                    max_id = max_id.max(*id);
-                }
-                if let Some((run, n, bytes)) = &e.outcome {
-                    run_records.insert((*run, *n), bytes.as_slice())?;
-                    max_id = max_id.max(*n);
-                }
-            }
-            drop((records, dead_letters, run_records));
+            let max_id = apply_writes(txn, &flow, &encoded)?;
             if max_id > 0 { bump_next_id(txn, max_id + 1) } else { Ok(()) }
         })
         .await?;
@@ -266,7 +256,20 @@ impl Store {
     /// checkpointed one by one). The caller vouches that every record of these batches is
     /// terminal.
     pub async fn complete_batches(&self, flow: &str, batches: Vec<Completion>) -> Result<(), StoreError> {
-        let flow = flow.to_string();
+        self.commit(flow, Vec::new(), batches).await
+    }
+
+    /// Terminal writes ([`Store::save_records`]) and batch completions
+    /// ([`Store::complete_batches`]) in one transaction. A write whose batch completes in the
+    /// same transaction keeps only its outcome and dead letter: the record row is deleted
+    /// with the batch anyway.
+    pub async fn commit(
+        &self,
+        flow: &str,
+        writes: Vec<RecordWrite>,
+        batches: Vec<Completion>,
+    ) -> Result<(), StoreError> {
+        let completed: std::collections::HashSet<u64> = batches.iter().map(|c| c.batch).collect();
         let mut ids = Vec::with_capacity(batches.len());
         let mut outcomes = Vec::new();
         for c in batches {
@@ -275,21 +278,53 @@ impl Store {
                 outcomes.push((run, self.allocate(1), encode(&o)?));
             }
         }
+        let (encoded, _) = self.encode_writes(writes, &completed)?;
+        let flow = flow.to_string();
         self.write(move |txn| {
+            let mut max_id = apply_writes(txn, &flow, &encoded)?;
             for batch in ids {
                 complete_in(txn, &flow, batch)?;
             }
-            if let Some(max) = outcomes.iter().map(|(_, n, _)| *n).max() {
+            if !outcomes.is_empty() {
                 let mut run_records = txn.open_table(RUN_RECORDS)?;
                 for (run, n, bytes) in &outcomes {
                     run_records.insert((*run, *n), bytes.as_slice())?;
+                    max_id = max_id.max(*n);
                 }
-                drop(run_records);
-                bump_next_id(txn, max + 1)?;
             }
-            Ok(())
+            if max_id > 0 { bump_next_id(txn, max_id + 1) } else { Ok(()) }
         })
         .await
+    }
+
+    /// Encodes writes for [`apply_writes`], allocating ids for outcomes and dead letters;
+    /// the state of a write whose batch is in `completed` is left out. Returns the encoded
+    /// writes and the dead-letter id of each.
+    fn encode_writes(
+        &self,
+        writes: Vec<RecordWrite>,
+        completed: &std::collections::HashSet<u64>,
+    ) -> Result<(Vec<EncodedWrite>, Vec<Option<DeadLetterId>>), StoreError> {
+        let mut encoded = Vec::with_capacity(writes.len());
+        let mut ids = Vec::with_capacity(writes.len());
+        for w in writes {
+            let dead_letter = match &w.dead_letter {
+                Some(dl) => Some((self.allocate(1), encode(dl)?)),
+                None => None,
+            };
+            let dl_id = dead_letter.as_ref().map(|(id, _)| *id);
+            let outcome = match w.outcome {
+                Some((run, mut o)) => {
+                    o.dead_letter = dl_id;
+                    Some((run, self.allocate(1), encode(&o)?))
+                }
+                None => None,
+            };
+            ids.push(dl_id);
+            let state = if completed.contains(&w.batch) { None } else { Some(encode(&w.state)?) };
+            encoded.push(EncodedWrite { batch: w.batch, seq: w.seq, state, dead_letter, outcome });
+        }
+        Ok((encoded, ids))
     }
 
     /// Every batch of `flow` still in flight, oldest first, with all its records.
