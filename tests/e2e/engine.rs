@@ -354,3 +354,31 @@ steps:
     assert!(outcomes[0].key.contains('T'), "keyed by the tick time: {}", outcomes[0].key);
     Ok(())
 }
+
+/// A run keeps at most `max_outcomes_per_run` outcomes of done and filtered records (a
+/// webhook consumer's run lasts as long as the server), every failure, and the full counts.
+#[tokio::test]
+async fn run_history_keeps_failures_and_a_bounded_number_of_other_outcomes() -> Result<()> {
+    let (addr, _erp) = erp_server().await?;
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path())?;
+    let http = http_connector().await?;
+    let catalog = StaticCatalog::new(vec![http.info().clone()]);
+    let plan = qiao_flow::load("worklogs.yaml", &flow_yaml(addr), &catalog, &MemorySecrets::new())
+        .map_err(|d| anyhow::anyhow!("{d}"))?;
+    let options = RunnerOptions { max_outcomes_per_run: 10, ..RunnerOptions::default() };
+    let h = http.clone();
+    let runner = FlowRunner::new(plan, move |_| Some(h.clone()), store.clone(), options)?;
+
+    let run = runner.fire(TriggerInput::Poll).await?;
+    let c = run.info.counts;
+    assert_eq!((c.records_in, c.filtered, c.failed, c.records_out), (50, 5, 2, 43), "{c:?}");
+    assert_eq!(c.outcomes_omitted, 38, "48 done or filtered, 10 kept");
+    let (info, outcomes) = store.get_run(run.run_id)?;
+    assert_eq!(info.counts, c);
+    assert_eq!(outcomes.len(), 12, "{outcomes:?}");
+    let failed: Vec<&str> =
+        outcomes.iter().filter(|o| o.status == RecordStatus::DeadLettered).map(|o| o.key.as_str()).collect();
+    assert_eq!(failed.len(), 2, "every failure is kept: {failed:?}");
+    Ok(())
+}

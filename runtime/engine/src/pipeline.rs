@@ -111,7 +111,7 @@ pub(crate) async fn consume(
     inner: &Arc<Inner>,
     run_id: RunId,
     mut pages: mpsc::Receiver<Page>,
-    tally: &Tally,
+    tally: &Arc<Tally>,
 ) -> Result<BatchEnd, EngineError> {
     let flow = inner.plan.id.as_str();
     let concurrency = inner.plan.concurrency.max(1) as usize;
@@ -121,7 +121,7 @@ pub(crate) async fn consume(
     let mut running: JoinSet<Result<Done, StoreError>> = JoinSet::new();
     let mut input_open = true;
     let mut interrupted = false;
-    let (completer, completer_task) = spawn_completer(inner);
+    let (completer, completer_task) = spawn_completer(inner, tally.clone());
 
     loop {
         // Start what can start: full groups first (they free the most records), then records.
@@ -340,10 +340,11 @@ pub(crate) type Committer = mpsc::UnboundedSender<Commit>;
 /// arrival order, everything that queued up while the last commit synced in one
 /// transaction, so neither the consumer nor a record task waits for a commit. A terminal
 /// write whose page completes in the same transaction only adds its outcome.
-fn spawn_completer(inner: &Inner) -> (Committer, JoinHandle<Result<(), StoreError>>) {
+fn spawn_completer(inner: &Inner, tally: Arc<Tally>) -> (Committer, JoinHandle<Result<(), StoreError>>) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Commit>();
     let store = inner.store.clone();
     let flow = inner.plan.id.to_string();
+    let limit = inner.options.max_outcomes_per_run;
     let task = tokio::spawn(async move {
         while let Some(first) = rx.recv().await {
             let mut writes = Vec::new();
@@ -351,8 +352,16 @@ fn spawn_completer(inner: &Inner) -> (Committer, JoinHandle<Result<(), StoreErro
             let mut next = Some(first);
             while let Some(commit) = next {
                 match commit {
-                    Commit::Terminal(w) => writes.push(w),
-                    Commit::Complete(c) => pages.push(c),
+                    Commit::Terminal(mut w) => {
+                        if w.outcome.as_ref().is_some_and(|(_, o)| !tally.keep_outcome(o.status, limit)) {
+                            w.outcome = None;
+                        }
+                        writes.push(w);
+                    }
+                    Commit::Complete(mut c) => {
+                        c.outcomes.retain(|(_, o)| tally.keep_outcome(o.status, limit));
+                        pages.push(c);
+                    }
                 }
                 next = rx.try_recv().ok();
             }

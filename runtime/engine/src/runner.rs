@@ -35,11 +35,15 @@ pub struct RunnerOptions {
     pub poll_attempts: u32,
     /// Pages polled but not yet processed (the bounded channel between trigger and steps).
     pub pages_ahead: usize,
+    /// Per-record outcomes of done and filtered records kept in one run's history; beyond
+    /// it only the counts grow (failures are always kept). Bounds the history of a
+    /// long-running webhook consumer's run.
+    pub max_outcomes_per_run: u64,
 }
 
 impl Default for RunnerOptions {
     fn default() -> Self {
-        RunnerOptions { poll_attempts: 5, pages_ahead: 2 }
+        RunnerOptions { poll_attempts: 5, pages_ahead: 2, max_outcomes_per_run: 100_000 }
     }
 }
 
@@ -121,6 +125,8 @@ pub(crate) struct Tally {
     records_out: AtomicU64,
     filtered: AtomicU64,
     failed: AtomicU64,
+    outcomes_kept: AtomicU64,
+    outcomes_omitted: AtomicU64,
 }
 
 impl Tally {
@@ -130,7 +136,21 @@ impl Tally {
             records_out: self.records_out.load(Ordering::Relaxed),
             filtered: self.filtered.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
+            outcomes_omitted: self.outcomes_omitted.load(Ordering::Relaxed),
         }
+    }
+
+    /// Whether the outcome of a record that ended with `status` goes into the run history:
+    /// failures always, others up to `limit` per run.
+    pub(crate) fn keep_outcome(&self, status: RecordStatus, limit: u64) -> bool {
+        if matches!(status, RecordStatus::DeadLettered | RecordStatus::Skipped | RecordStatus::Pending) {
+            return true;
+        }
+        if self.outcomes_kept.fetch_add(1, Ordering::Relaxed) < limit {
+            return true;
+        }
+        self.outcomes_omitted.fetch_add(1, Ordering::Relaxed);
+        false
     }
 
     pub(crate) fn count(&self, status: RecordStatus) {
@@ -231,7 +251,7 @@ impl FlowRunner {
             return Ok(None);
         }
         let (run_id, mut info) = self.start_run("resume").await?;
-        let tally = Tally::default();
+        let tally = Arc::new(Tally::default());
         let (tx, rx) = mpsc::channel::<Page>(pending.len());
         for batch in pending {
             tally.records_in.fetch_add(
@@ -251,7 +271,7 @@ impl FlowRunner {
     /// One run of the trigger.
     pub async fn fire(&self, input: TriggerInput) -> Result<RunSummary, EngineError> {
         let (run_id, mut info) = self.start_run(input.name()).await?;
-        let tally = Tally::default();
+        let tally = Arc::new(Tally::default());
         let (end, error) = match input {
             TriggerInput::Poll => self.poll_run(run_id, &tally).await?,
             TriggerInput::Schedule { scheduled_at } => {
@@ -411,7 +431,7 @@ impl FlowRunner {
         &self,
         run_id: RunId,
         record: SourceRecord,
-        tally: &Tally,
+        tally: &Arc<Tally>,
     ) -> Result<BatchEnd, EngineError> {
         let states = self.states(vec![record]);
         let meta = BatchMeta { run_id, next_cursor: None, created_ms: now_ms() };
@@ -430,7 +450,7 @@ impl FlowRunner {
     async fn poll_run(
         &self,
         run_id: RunId,
-        tally: &Tally,
+        tally: &Arc<Tally>,
     ) -> Result<(BatchEnd, Option<String>), EngineError> {
         let TriggerPlan::Poll { connection, operation, params, .. } = &self.inner.plan.trigger else {
             return Ok((BatchEnd::Complete, None));

@@ -166,6 +166,14 @@ pub struct RunCounts {
     pub filtered: u64,
     /// Records dead-lettered or skipped.
     pub failed: u64,
+    /// Done and filtered records whose per-record outcome was not kept in the run history
+    /// (beyond the engine's per-run limit; failures are always kept).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub outcomes_omitted: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One run of a flow: one firing of its trigger.

@@ -17,6 +17,11 @@ use crate::model::{
 use crate::tables::{BATCHES, CURSORS, DEAD_LETTERS, KV, META, NEXT_ID, RECORDS, RUN_RECORDS, RUNS};
 use crate::writer::Writer;
 
+/// redb's page cache. Its default (1 GiB) lets a long-running server's memory grow with the
+/// state file; the working set — batches in flight, cursors, the newest run history — is
+/// small, and reads of older history go to the OS page cache.
+const CACHE_BYTES: usize = 64 << 20;
+
 /// Handle to the state file. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -106,7 +111,7 @@ impl Store {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Db(format!("cannot create {}: {e}", dir.display())))?;
         let path = dir.join("qiao.redb");
-        let db = match Database::create(&path) {
+        let db = match Database::builder().set_cache_size(CACHE_BYTES).create(&path) {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
                 return Err(StoreError::Locked { path: path.display().to_string() });
