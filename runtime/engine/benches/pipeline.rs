@@ -141,7 +141,17 @@ fn main() {
             ("poll → map → action (durable)", Mode::Action, 64, 200),
             ("poll → map → batch(100) → bulk action (durable)", Mode::Batch, 8, 100),
         ];
+        // `QIAO_BENCH_ONLY=map|action|batch` runs one variant (for profiling).
+        let only = std::env::var("QIAO_BENCH_ONLY").ok();
         for (label, mode, concurrency, page) in variants {
+            let name = match mode {
+                Mode::Map => "map",
+                Mode::Action => "action",
+                Mode::Batch => "batch",
+            };
+            if only.as_deref().is_some_and(|o| o != name) {
+                continue;
+            }
             let dir = tempfile::tempdir().unwrap();
             let store = Store::open(dir.path()).unwrap();
             let catalog = StaticCatalog::new(vec![http.info().clone()]);

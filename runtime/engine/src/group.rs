@@ -322,11 +322,15 @@ async fn advance(
     j: usize,
     output: Value,
 ) -> Result<(), StoreError> {
+    let last = j + 1 >= rt.plan.steps.len();
     for m in members.iter_mut() {
-        m.state.outputs.insert(step.id.to_string(), output.clone());
+        // After the last step the members become terminal, which keeps no outputs.
+        if !last {
+            m.state.outputs.insert(step.id.to_string(), output.clone());
+        }
         m.state.next_step = j + 1;
     }
-    if j + 1 < rt.plan.steps.len() {
+    if !last {
         let writes = members
             .iter()
             .map(|m| RecordWrite {
