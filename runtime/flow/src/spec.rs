@@ -157,7 +157,7 @@ pub struct WebhookSpec {
     /// the first of `X-Delivery-Id`, `X-Atlassian-Webhook-Identifier`, `X-GitHub-Delivery`,
     /// `Idempotency-Key`.
     #[serde(default)]
-    #[schemars(extend("pattern" = HEADER_NAME_PATTERN))]
+    #[schemars(length(min = 1, max = 100), extend("pattern" = HEADER_NAME_PATTERN))]
     pub delivery_id: Option<String>,
 }
 

@@ -705,11 +705,20 @@ async fn a_poll_run_past_the_drain_deadline_resumes_in_the_new_version() {
     assert_eq!(ids, all, "every record reached the sink");
     assert!(got.iter().any(|v| v["v"] == 1), "the old version sent some: {got:?}");
     assert!(got.iter().any(|v| v["v"] == 2), "the new version finished the rest: {got:?}");
+    // The resume run ends just after its last record reached the sink.
+    let resumed = |runs: &[qiao_store::RunInfo]| {
+        runs.iter().any(|r| r.trigger == "resume" && r.status == qiao_store::RunStatus::Succeeded)
+    };
+    for _ in 0..500 {
+        if resumed(&runs_of(&h.store, "ledger")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let runs = runs_of(&h.store, "ledger");
-    assert!(
-        runs.iter().any(|r| r.trigger == "resume" && r.status == qiao_store::RunStatus::Succeeded),
-        "the rest was resumed: {runs:?}"
-    );
+    assert!(resumed(&runs), "the rest was resumed: {runs:?}");
+    let cut = runs.iter().find(|r| r.trigger == "poll" && r.counts.records_in == 8).unwrap();
+    assert!(cut.counts.records_out < 8, "the old version's run was cut at the deadline: {cut:?}");
     assert!(h.store.pending_batches("ledger").unwrap().is_empty());
     h.server.shutdown().await;
 }
