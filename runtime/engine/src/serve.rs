@@ -208,7 +208,12 @@ impl FlowRunner {
     /// Cancelling `stop` drains: no new run starts, the run in flight (if any) finishes, and
     /// then this returns. Cancelling the runner's [`FlowRunner::shutdown_token`] stops at
     /// once; the unfinished records of the run in flight stay in the store.
-    pub async fn serve(&self, wake: &Notify, resume: &Notify, stop: &CancellationToken) -> Result<(), EngineError> {
+    pub async fn serve(
+        &self,
+        wake: &Notify,
+        resume: &Notify,
+        stop: &CancellationToken,
+    ) -> Result<(), EngineError> {
         if stop.is_cancelled() {
             return Ok(());
         }

@@ -143,7 +143,12 @@ impl Loader<'_> {
             None => None,
         };
         let delivery_ok = w.delivery_id.as_deref().is_none_or(is_header_name);
-        (path_ok && delivery_ok).then(|| TriggerPlan::Webhook { path: w.path.clone(), secret, connection, delivery_id })
+        (path_ok && delivery_ok).then(|| TriggerPlan::Webhook {
+            path: w.path.clone(),
+            secret,
+            connection,
+            delivery_id,
+        })
     }
 }
 

@@ -192,6 +192,14 @@ pub(crate) async fn drop_dead_letter(State(app): State<Arc<AppState>>, Path(id):
 }
 
 pub(crate) async fn list_connectors(State(app): State<Arc<AppState>>) -> ApiResult {
+    // Reads the install receipts: off the async workers.
+    let list = tokio::task::spawn_blocking(move || connector_list(&app))
+        .await
+        .map_err(|e| ApiError::internal(format!("the listing task failed: {e}")))?;
+    ok(json!({"connectors": list}))
+}
+
+fn connector_list(app: &AppState) -> Vec<Value> {
     let mut list: Vec<Value> = app
         .connectors
         .installed()
@@ -207,8 +215,14 @@ pub(crate) async fn list_connectors(State(app): State<Arc<AppState>>) -> ApiResu
             })
         })
         .collect();
-    list.sort_by(|a, b| (a["id"].as_str(), a["version"].as_str()).cmp(&(b["id"].as_str(), b["version"].as_str())));
-    ok(json!({"connectors": list}))
+    let key = |c: &Value| {
+        (
+            c["id"].as_str().map(str::to_string),
+            c["version"].as_str().and_then(|v| semver::Version::parse(v).ok()),
+        )
+    };
+    list.sort_by_key(key);
+    list
 }
 
 pub(crate) async fn install_connector(
@@ -235,7 +249,9 @@ pub(crate) async fn remove_connector(
     let force = match q.get("force").map(String::as_str) {
         None | Some("false") => false,
         Some("true") => true,
-        Some(other) => return Err(ApiError::bad_request(format!("force must be true or false, got {other:?}"))),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!("force must be true or false, got {other:?}")));
+        }
     };
     let answer = install::remove(app, id, q.get("version").cloned(), force).await?;
     tracing::info!(by = %caller.name, id = %answer["id"], removed = %answer["removed"], "connector removal");

@@ -124,7 +124,9 @@ impl LoadedConnectors {
     pub(crate) fn add(&self, added: InstalledConnector) {
         self.change(|list| {
             let info = added.connector.info();
-            list.retain(|c| !(c.connector.info().id == info.id && c.connector.info().version == info.version));
+            list.retain(|c| {
+                !(c.connector.info().id == info.id && c.connector.info().version == info.version)
+            });
             list.push(added);
         });
     }

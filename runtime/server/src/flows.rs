@@ -142,7 +142,9 @@ pub(crate) fn hook_path(plan: &FlowPlan) -> Option<String> {
 }
 
 /// (connector id, version) of every connection of a plan.
-fn connectors_of(plan: &FlowPlan) -> Vec<(String, String)> {
+type ConnectorsUsed = Vec<(String, String)>;
+
+fn connectors_of(plan: &FlowPlan) -> ConnectorsUsed {
     plan.connections.iter().map(|c| (c.connector.id.clone(), c.connector.version.clone())).collect()
 }
 
@@ -252,7 +254,8 @@ impl Flows {
         let mut users = Vec::new();
         for version in versions {
             for flow in self.users_of(id, version) {
-                let state = serde_json::to_value(flow.state).ok().and_then(|v| v.as_str().map(str::to_string));
+                let state =
+                    serde_json::to_value(flow.state).ok().and_then(|v| v.as_str().map(str::to_string));
                 users.push(format!("{} ({id} {version}, {})", flow.id, state.unwrap_or_default()));
             }
         }
@@ -307,7 +310,7 @@ impl Flows {
         let files = self.flow_files()?;
         let disabled = self.store.disabled_flows().map_err(|e| e.to_string())?;
         let mut report = ReloadReport::default();
-        let current: Vec<(String, PathBuf, String, Vec<(String, String)>)> = match self.table.read() {
+        let current: Vec<(String, PathBuf, String, ConnectorsUsed)> = match self.table.read() {
             Ok(t) => t
                 .iter()
                 .map(|(id, e)| (id.clone(), e.file.clone(), e.text.clone(), connectors_of(&e.plan)))
@@ -327,7 +330,8 @@ impl Flows {
             };
             let existing = current.iter().find(|(_, f, ..)| f == &file);
             let same_text = existing.is_some_and(|(_, _, old, _)| old == &text);
-            let stale = existing.is_some_and(|(.., used)| used.iter().any(|(c, _)| Some(c.as_str()) == refresh));
+            let stale =
+                existing.is_some_and(|(.., used)| used.iter().any(|(c, _)| Some(c.as_str()) == refresh));
             if let Some((id, ..)) = existing
                 && same_text
                 && !stale

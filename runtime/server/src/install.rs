@@ -92,7 +92,8 @@ fn check_token(token: &str) -> Result<(), ApiError> {
 impl InstallRequest {
     /// The request as the directory crate takes it; the approvals checked for form.
     fn parse(&self) -> Result<Request, ApiError> {
-        qiao_directory::check_id("connector id", &self.id).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        qiao_directory::check_id("connector id", &self.id)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
         let req = match &self.version {
             None => VersionReq::STAR,
             Some(v) => VersionReq::parse(v).map_err(|e| {
@@ -157,7 +158,10 @@ async fn off_the_workers<T: Send + 'static, F: std::future::Future<Output = Resu
 }
 
 /// `POST /api/v1/connectors` (see the module docs). One install or removal at a time.
-pub(crate) async fn install(app: Arc<AppState>, body: InstallRequest) -> Result<(StatusCode, Value), ApiError> {
+pub(crate) async fn install(
+    app: Arc<AppState>,
+    body: InstallRequest,
+) -> Result<(StatusCode, Value), ApiError> {
     let request = body.parse()?;
     let approved = body.approve;
     off_the_workers(move || async move {
@@ -183,7 +187,7 @@ async fn install_locked(
         // Installed before (by the CLI, or before a restart with other --connectors): make
         // sure the server runs it.
         let loaded = ensure_loaded(app, &id, &version, &dir).await?;
-        let reload = app.flows.reload_refreshing(Some(&id)).await.map_err(ApiError::internal)?;
+        let reload = reload_after(app, &id).await;
         return Ok((
             StatusCode::OK,
             json!({"id": id, "version": version.to_string(), "already_installed": true, "loaded": loaded,
@@ -238,12 +242,24 @@ async fn install_locked(
     };
     app.connectors.add(InstalledConnector { path: Some(wasm.clone()), connector });
     tracing::info!(connector = %label, directory = %directory, "connector installed");
-    let reload = app.flows.reload_refreshing(Some(&id)).await.map_err(ApiError::internal)?;
+    let reload = reload_after(app, &id).await;
     Ok((
         StatusCode::CREATED,
         json!({"id": id, "version": version.to_string(), "publisher": publisher, "directory": directory,
                "approved": requested, "path": committed.display().to_string(), "reload": reload}),
     ))
+}
+
+/// Reloads the flows after connector `id` was installed: its report, or the reason it
+/// failed (the install stands either way; the next reload tries again).
+async fn reload_after(app: &AppState, id: &str) -> Value {
+    match app.flows.reload_refreshing(Some(id)).await {
+        Ok(report) => json!(report),
+        Err(e) => {
+            tracing::warn!(connector = id, error = %e, "flow reload after a connector install failed");
+            json!({"error": e})
+        }
+    }
 }
 
 /// Loads an installed version into the server unless it is loaded; whether it was loaded now.
@@ -293,7 +309,12 @@ pub(crate) async fn remove(
     .await
 }
 
-async fn remove_locked(app: &AppState, id: &str, version: Option<Version>, force: bool) -> Result<Value, ApiError> {
+async fn remove_locked(
+    app: &AppState,
+    id: &str,
+    version: Option<Version>,
+    force: bool,
+) -> Result<Value, ApiError> {
     let home = app.state_dir.as_path();
     let on_disk: Vec<Version> =
         installed::versions_of(home, id).map_err(directory_error)?.into_iter().map(|v| v.version).collect();
@@ -308,7 +329,8 @@ async fn remove_locked(app: &AppState, id: &str, version: Option<Version>, force
             .installed()
             .iter()
             .filter(|c| {
-                c.connector.info().id == id && version.as_ref().is_none_or(|v| c.connector.info().version == v.to_string())
+                c.connector.info().id == id
+                    && version.as_ref().is_none_or(|v| c.connector.info().version == v.to_string())
             })
             .filter_map(|c| c.path.as_ref().map(|p| p.display().to_string()))
             .collect();
@@ -360,7 +382,10 @@ mod tests {
             memory_mib: Some(128),
         };
         let tokens = capability_tokens(&caps);
-        assert_eq!(tokens, ["host:{config.base_url}", "host:api.example.com", "private-network", "memory:128MiB"]);
+        assert_eq!(
+            tokens,
+            ["host:{config.base_url}", "host:api.example.com", "private-network", "memory:128MiB"]
+        );
         for t in &tokens {
             assert!(check_token(t).is_ok(), "{t}");
         }
@@ -378,7 +403,10 @@ mod tests {
             version: version.map(str::to_string),
             approve: None,
         };
-        assert_eq!(req("jira", Some("^0.2")).parse().map(|r| r.to_string()).ok().as_deref(), Some("jira@^0.2"));
+        assert_eq!(
+            req("jira", Some("^0.2")).parse().map(|r| r.to_string()).ok().as_deref(),
+            Some("jira@^0.2")
+        );
         let err = req("Jira", None).parse().err().map(|e| (e.code, e.message)).unwrap_or_default();
         assert_eq!(err.0, "bad-request");
         assert!(err.1.contains("connector id"), "{}", err.1);
@@ -390,22 +418,31 @@ mod tests {
     fn directory_errors_keep_their_message_and_get_stable_codes() {
         let cases = [
             (
-                Error::Unreachable { directory: "lab".into(), url: "http://x/index.json".into(), message: "refused".into() },
+                Error::Unreachable {
+                    directory: "lab".into(),
+                    url: "http://x/index.json".into(),
+                    message: "refused".into(),
+                },
                 503,
                 "unavailable",
             ),
             (Error::NotFound("connector nope is not in any configured directory".into()), 404, "not-found"),
-            (Error::Yanked { id: "jira".into(), version: "0.2.0".into(), reason: Some("bad".into()) }, 409, "conflict"),
             (
-                Error::Digest { id: "jira".into(), version: "0.2.0".into(), expected: "aa".into(), got: "bb".into() },
+                Error::Yanked { id: "jira".into(), version: "0.2.0".into(), reason: Some("bad".into()) },
+                409,
+                "conflict",
+            ),
+            (
+                Error::Digest {
+                    id: "jira".into(),
+                    version: "0.2.0".into(),
+                    expected: "aa".into(),
+                    got: "bb".into(),
+                },
                 502,
                 "verification-failed",
             ),
-            (
-                Error::Rollback { directory: "lab".into(), serial: 2, seen: 3 },
-                502,
-                "verification-failed",
-            ),
+            (Error::Rollback { directory: "lab".into(), serial: 2, seen: 3 }, 502, "verification-failed"),
         ];
         for (e, status, code) in cases {
             let message = e.to_string();

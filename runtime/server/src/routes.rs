@@ -122,8 +122,14 @@ pub const ROUTES: &[RouteSpec] = &[
         ok: 201,
         errors: &[
             (404, "No such connector, or no version matches"),
-            (409, "approval-required (the capabilities to approve are listed), yanked or incompatible version, or no directory configured"),
-            (502, "verification-failed: what the directory served does not verify (signature, digest, size, manifest)"),
+            (
+                409,
+                "approval-required (the capabilities to approve are listed), yanked or incompatible version, or no directory configured",
+            ),
+            (
+                502,
+                "verification-failed: what the directory served does not verify (signature, digest, size, manifest)",
+            ),
             (503, "unavailable: a directory is unreachable"),
         ],
         ..route(

@@ -100,7 +100,8 @@ async fn intake(
         Target::Unavailable => return Err(unavailable(retry, "the flow is starting, reloading or stopping")),
         Target::Ready(intake) => intake,
     };
-    let TriggerPlan::Webhook { path, secret, delivery_id: delivery_header, .. } = &intake.runner().plan().trigger
+    let TriggerPlan::Webhook { path, secret, delivery_id: delivery_header, .. } =
+        &intake.runner().plan().trigger
     else {
         return Err(ApiError::not_found(format!("no webhook flow {flow:?}")));
     };

@@ -150,7 +150,18 @@ async fn harness_with(
     };
     let server = qiao_server::start(config, store.clone(), connectors).await.unwrap();
     let base = format!("http://{}", server.addr);
-    Harness { dir, state, flows, store, runtime, server, base, client: reqwest::Client::new(), sink, sink_addr }
+    Harness {
+        dir,
+        state,
+        flows,
+        store,
+        runtime,
+        server,
+        base,
+        client: reqwest::Client::new(),
+        sink,
+        sink_addr,
+    }
 }
 
 async fn load_connectors(store: &Store, state: &Path, preload: bool) -> (Runtime, LoadedConnectors) {
@@ -812,7 +823,8 @@ fn installed_files(state: &Path) -> BTreeSet<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connectors_are_installed_from_a_directory_and_removed() {
     // No connector at start: the flow that needs http does not load.
-    let h = harness_with(quick_limits(), 0, false, |sink| vec![("orders.yaml", webhook_flow(sink, 1, 2))]).await;
+    let h =
+        harness_with(quick_limits(), 0, false, |sink| vec![("orders.yaml", webhook_flow(sink, 1, 2))]).await;
     assert!(h.server.invalid.iter().any(|(f, p)| f.ends_with("orders.yaml") && p.contains("\"http\"")));
     let package = publish_lab(h.dir.path(), &h.state, &h.runtime).await;
     let mut tokens = HashMap::new();
@@ -882,6 +894,11 @@ async fn connectors_are_installed_from_a_directory_and_removed() {
     assert_eq!(h.sink_ids(), ["I-1"]);
     let (status, again) = install(json!({"id": "http", "approve": wanted})).await;
     assert_eq!((status, again["already_installed"].as_bool()), (200, Some(true)), "{again}");
+    // The flows using it were re-resolved to the same version: none restarted.
+    assert_eq!(
+        (again["reload"]["unchanged"].clone(), again["reload"]["reloaded"].clone()),
+        (json!(["orders"]), json!([]))
+    );
 
     // In use: 409 naming the flow; removable once the flow is gone.
     let (status, err) = h.api("DELETE", "/api/v1/connectors/http", Some(&admin), None).await;
@@ -891,8 +908,7 @@ async fn connectors_are_installed_from_a_directory_and_removed() {
     std::fs::remove_file(h.flows.join("orders.yaml")).unwrap();
     let (status, _) = h.api("POST", "/api/v1/reload", Some(&admin), None).await;
     assert_eq!(status, 200);
-    let (status, err) =
-        h.api("DELETE", "/api/v1/connectors/http?version=9.9.9", Some(&admin), None).await;
+    let (status, err) = h.api("DELETE", "/api/v1/connectors/http?version=9.9.9", Some(&admin), None).await;
     assert_eq!((status, err["error"]["code"].as_str()), (404, Some("not-found")), "{err}");
     let (status, removed) =
         h.api("DELETE", &format!("/api/v1/connectors/http?version={version}"), Some(&admin), None).await;
