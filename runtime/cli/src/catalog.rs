@@ -96,6 +96,15 @@ fn components_in(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(flat)
 }
 
+/// The component files of every directory, in search order.
+fn components_in_all(dirs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for dir in dirs {
+        files.extend(components_in(dir)?);
+    }
+    Ok(files)
+}
+
 fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>> {
     let entries = std::fs::read_dir(dir)
         .with_context(|| format!("failed to read connectors directory {}", dir.display()))?;
@@ -150,20 +159,39 @@ impl Catalog {
         policy: ConnectorPolicy,
     ) -> Result<Catalog> {
         let searched = dirs.search_path(state)?;
-        let mut files = Vec::new();
-        for dir in &searched {
-            files.extend(components_in(dir)?);
-        }
+        let files = components_in_all(&searched)?;
         if files.is_empty() {
             return Ok(Catalog { searched, ..Default::default() });
         }
         let cache = config.cache_dir.clone().unwrap_or_default();
         let runtime = Runtime::new(config)
             .with_context(|| format!("failed to start the connector runtime (cache {})", cache.display()))?;
+        Self::load_all(searched, files, &runtime, &policy).await
+    }
+
+    /// [`Catalog::discover_with`] through a runtime the caller keeps (`qiao serve` loads the
+    /// connectors it installs later through the same one).
+    pub async fn discover_in(
+        dirs: &ConnectorDirs,
+        state: &Path,
+        runtime: &Runtime,
+        policy: &ConnectorPolicy,
+    ) -> Result<Catalog> {
+        let searched = dirs.search_path(state)?;
+        let files = components_in_all(&searched)?;
+        Self::load_all(searched, files, runtime, policy).await
+    }
+
+    async fn load_all(
+        searched: Vec<PathBuf>,
+        files: Vec<PathBuf>,
+        runtime: &Runtime,
+        policy: &ConnectorPolicy,
+    ) -> Result<Catalog> {
         let mut tasks = tokio::task::JoinSet::new();
         for (index, path) in files.iter().cloned().enumerate() {
             let runtime = runtime.clone();
-            let policy = approved_policy(&path, &policy);
+            let policy = approved_policy(&path, policy);
             tasks.spawn(async move {
                 let loaded = runtime.load_file(&path, policy).await;
                 (index, loaded)

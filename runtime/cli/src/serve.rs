@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use qiao_engine::StoreKv;
-use qiao_host::{ConnectorPolicy, RuntimeConfig};
-use qiao_server::{InstalledConnector, Limits, LoadedConnectors, ServeConfig};
+use qiao_host::{ConnectorPolicy, Runtime, RuntimeConfig};
+use qiao_server::{ConnectorLoader, InstalledConnector, Limits, LoadedConnectors, ServeConfig};
 use qiao_store::Store;
 
-use crate::catalog::{Catalog, ConnectorDirs};
+use crate::catalog::{Catalog, ConnectorDirs, approved_policy};
 
 /// Arguments of `qiao serve`.
 #[derive(Debug, clap::Args)]
@@ -55,8 +55,15 @@ pub async fn run(args: ServeArgs, state: &Path) -> Result<()> {
         ..Default::default()
     };
     let policy = ConnectorPolicy { allow_private: args.allow_private, ..Default::default() };
-    let catalog = Catalog::discover_with(&args.connectors, state, config, policy).await?;
+    let runtime = Runtime::new(config).with_context(|| {
+        format!("failed to start the connector runtime (cache {})", state.join("cache").display())
+    })?;
+    let catalog = Catalog::discover_in(&args.connectors, state, &runtime, &policy).await?;
+    // Connectors installed through the admin API load through the same runtime, with the
+    // admin's policy narrowed to what was approved at install (like the ones found now).
+    let loader = ConnectorLoader::new(runtime, move |path| approved_policy(path, &policy));
     let connectors = LoadedConnectors::new(
+        loader,
         catalog
             .connectors
             .iter()

@@ -11,7 +11,8 @@
 //! in the store for the next start.
 //!
 //! Other flows run under [`FlowRunner::serve`]: resume, then poll every interval or fire at
-//! each cron time, and fire early when woken (the admin API's "run now").
+//! each cron time, and fire early when woken (the admin API's "run now"). Stopping it drains:
+//! no new run starts and the run in flight finishes, unless the runner is shut down too.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -22,6 +23,7 @@ use qiao_flow::TriggerPlan;
 use qiao_host::CallError;
 use qiao_store::{BatchMeta, Delivery, RunId, RunInfo, RunStatus};
 use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
 
 use crate::error::EngineError;
 use crate::pipeline::{self, Page};
@@ -197,15 +199,30 @@ impl FlowRunner {
         Some(conn.verify_webhook(headers, body).await)
     }
 
-    /// Serves a poll, schedule or manual flow until shut down: finishes what an earlier
+    /// Serves a poll, schedule or manual flow until stopped: finishes what an earlier
     /// process left, then polls every interval or fires at each cron time (manual flows only
     /// resume). `wake` fires a poll or schedule run at once; `resume` finishes batches put
     /// in flight meanwhile (replayed dead letters). Runs never overlap. A failed run is in
     /// the run history and does not stop the service.
-    pub async fn serve(&self, wake: &Notify, resume: &Notify) -> Result<(), EngineError> {
+    ///
+    /// Cancelling `stop` drains: no new run starts, the run in flight (if any) finishes, and
+    /// then this returns. Cancelling the runner's [`FlowRunner::shutdown_token`] stops at
+    /// once; the unfinished records of the run in flight stay in the store.
+    pub async fn serve(
+        &self,
+        wake: &Notify,
+        resume: &Notify,
+        stop: &CancellationToken,
+    ) -> Result<(), EngineError> {
+        if stop.is_cancelled() {
+            return Ok(());
+        }
         self.resume().await?;
         let mut due = matches!(self.inner.plan.trigger, TriggerPlan::Poll { .. });
         loop {
+            if stop.is_cancelled() || self.inner.shutdown.is_cancelled() {
+                return Ok(());
+            }
             if due {
                 let input = match &self.inner.plan.trigger {
                     TriggerPlan::Poll { .. } => Some(TriggerInput::Poll),
@@ -233,7 +250,10 @@ impl FlowRunner {
                 TriggerPlan::Manual | TriggerPlan::Webhook { .. } => (None, None),
             };
             tokio::select! {
+                // A stop wins over a fire that is due at the same moment.
+                biased;
                 _ = self.inner.shutdown.cancelled() => return Ok(()),
+                _ = stop.cancelled() => return Ok(()),
                 _ = wake.notified() => due = true,
                 _ = resume.notified() => {
                     self.resume().await?;

@@ -1,5 +1,5 @@
 //! Loading the trigger: exactly one kind; cron patterns and time zones; poll operations,
-//! intervals and params; webhook paths, secrets and verifying connectors.
+//! intervals and params; webhook paths, secrets, verifying connectors and delivery-id headers.
 
 use std::collections::BTreeMap;
 
@@ -113,6 +113,17 @@ impl Loader<'_> {
                 _ => Secret::default(),
             }
         });
+        let delivery_id = w.delivery_id.as_ref().map(|name| {
+            if !is_header_name(name) {
+                self.error(
+                    "trigger.webhook.delivery_id",
+                    format!(
+                        "invalid header name {name:?}: use 1-100 letters, digits and !#$%&'*+-.^_`|~ (e.g. \"X-Request-Id\")"
+                    ),
+                );
+            }
+            name.to_ascii_lowercase()
+        });
         let connection = match &w.connection {
             Some(name) => {
                 let conn = self.connection(connections, name, "trigger.webhook.connection");
@@ -131,8 +142,21 @@ impl Loader<'_> {
             }
             None => None,
         };
-        path_ok.then(|| TriggerPlan::Webhook { path: w.path.clone(), secret, connection })
+        let delivery_ok = w.delivery_id.as_deref().is_none_or(is_header_name);
+        (path_ok && delivery_ok).then(|| TriggerPlan::Webhook {
+            path: w.path.clone(),
+            secret,
+            connection,
+            delivery_id,
+        })
     }
+}
+
+/// Whether `name` is a valid HTTP header name (RFC 9110 `token`), at most 100 characters.
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 100
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
 }
 
 /// A clearer message than croner's for the usual mistakes: wrong field count, a number out of
@@ -186,6 +210,16 @@ fn tidy(message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_names() {
+        for ok in ["X-Request-Id", "x-dingtalk-callback-id", "Idempotency-Key", "a", "x_id.1~"] {
+            assert!(is_header_name(ok), "{ok}");
+        }
+        for bad in ["", "X Request Id", "x-id:", "x-ïd", "(id)", &"x".repeat(101)] {
+            assert!(!is_header_name(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn cron_field_checks() {

@@ -119,6 +119,8 @@ pub enum TriggerPlan {
         secret: Option<Secret>,
         /// Connection whose connector verifies deliveries.
         connection: Option<ConnectionId>,
+        /// The header that carries the delivery id, lower-case; `None`: the default headers.
+        delivery_id: Option<String>,
     },
 }
 

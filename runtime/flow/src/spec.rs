@@ -52,6 +52,8 @@ pub struct FlowSpec {
 pub const KEBAB_PATTERN: &str = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$";
 /// The pattern of durations, for the JSON Schema.
 pub const DURATION_PATTERN: &str = "^([0-9]+d)?([0-9]+h)?([0-9]+m)?([0-9]+s)?([0-9]+ms)?$";
+/// The pattern of HTTP header names (RFC 9110 `token`), for the JSON Schema.
+pub const HEADER_NAME_PATTERN: &str = "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$";
 
 /// A connection to one system through a connector.
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
@@ -150,6 +152,13 @@ pub struct WebhookSpec {
     /// Connection whose connector verifies and decodes deliveries (`verify-webhook`).
     #[serde(default)]
     pub connection: Option<String>,
+    /// The request header that carries the delivery id (case-insensitive), e.g.
+    /// `X-Request-Id`; deliveries with an id seen before are not processed again. Default:
+    /// the first of `X-Delivery-Id`, `X-Atlassian-Webhook-Identifier`, `X-GitHub-Delivery`,
+    /// `Idempotency-Key`.
+    #[serde(default)]
+    #[schemars(length(min = 1, max = 100), extend("pattern" = HEADER_NAME_PATTERN))]
+    pub delivery_id: Option<String>,
 }
 
 /// A lookup table: key → scalar (string, number, boolean or null).

@@ -199,6 +199,17 @@ fn http_example_maps_an_order() {
 }
 
 #[test]
+fn webhook_delivery_id_header_is_case_insensitive() {
+    let plan = load_str(
+        "flow: callbacks\n\
+         trigger:\n  webhook: { path: /approvals, secret: \"${secret.hook_secret}\", delivery_id: X-Request-Id }\n",
+    )
+    .unwrap();
+    let TriggerPlan::Webhook { delivery_id, .. } = &plan.trigger else { panic!("not a webhook") };
+    assert_eq!(delivery_id.as_deref(), Some("x-request-id"));
+}
+
+#[test]
 fn other_triggers_and_foreach_load() {
     let plan = load_str(
         "flow: approvals\n\
@@ -209,8 +220,11 @@ fn other_triggers_and_foreach_load() {
          \x20 - id: alert\n    when: record.qty > record.stock\n    action: { connection: ding, operation: send-robot-message }\n",
     )
     .unwrap();
-    let TriggerPlan::Webhook { path, secret, connection } = &plan.trigger else { panic!("not a webhook") };
+    let TriggerPlan::Webhook { path, secret, connection, delivery_id } = &plan.trigger else {
+        panic!("not a webhook")
+    };
     assert_eq!(path, "/dingtalk/approvals");
+    assert_eq!(delivery_id, &None, "the default delivery-id headers");
     assert_eq!(secret.as_ref().map(|s| s.expose().as_str()), Some("hook-s3cr3t"));
     assert_eq!(connection.as_ref().map(|c| c.as_str()), Some("ding"));
     assert_eq!(plan.steps[0].kind.name(), "foreach");

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use crate::app::AppState;
 use crate::auth::{Caller, Role, create_token, now_ms};
 use crate::error::ApiError;
+use crate::install;
 
 type ApiResult = Result<Response, ApiError>;
 
@@ -74,12 +75,22 @@ pub(crate) async fn get_flow(State(app): State<Arc<AppState>>, Path(flow): Path<
     ok(json!({"flow": view, "runs": runs, "dead_letters": dead_letters}))
 }
 
+/// Runs a change of the flows in a task of its own: a client that gives up (or the request
+/// timeout) does not cut a drain or a reload short.
+async fn detached<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T, ApiError>> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::spawn(work).await.map_err(|e| ApiError::internal(format!("the task failed: {e}")))?
+}
+
 pub(crate) async fn enable_flow(State(app): State<Arc<AppState>>, Path(flow): Path<String>) -> ApiResult {
-    ok(json!({"flow": app.flows.set_enabled(&flow, true).await?}))
+    let view = detached(async move { app.flows.set_enabled(&flow, true).await }).await?;
+    ok(json!({"flow": view}))
 }
 
 pub(crate) async fn disable_flow(State(app): State<Arc<AppState>>, Path(flow): Path<String>) -> ApiResult {
-    ok(json!({"flow": app.flows.set_enabled(&flow, false).await?}))
+    let view = detached(async move { app.flows.set_enabled(&flow, false).await }).await?;
+    ok(json!({"flow": view}))
 }
 
 pub(crate) async fn run_flow(
@@ -93,7 +104,7 @@ pub(crate) async fn run_flow(
 }
 
 pub(crate) async fn reload(State(app): State<Arc<AppState>>) -> ApiResult {
-    let report = app.flows.reload().await.map_err(ApiError::internal)?;
+    let report = detached(async move { app.flows.reload().await.map_err(ApiError::internal) }).await?;
     ok(json!(report))
 }
 
@@ -181,7 +192,15 @@ pub(crate) async fn drop_dead_letter(State(app): State<Arc<AppState>>, Path(id):
 }
 
 pub(crate) async fn list_connectors(State(app): State<Arc<AppState>>) -> ApiResult {
-    let list: Vec<Value> = app
+    // Reads the install receipts: off the async workers.
+    let list = tokio::task::spawn_blocking(move || connector_list(&app))
+        .await
+        .map_err(|e| ApiError::internal(format!("the listing task failed: {e}")))?;
+    ok(json!({"connectors": list}))
+}
+
+fn connector_list(app: &AppState) -> Vec<Value> {
+    let mut list: Vec<Value> = app
         .connectors
         .installed()
         .iter()
@@ -190,12 +209,53 @@ pub(crate) async fn list_connectors(State(app): State<Arc<AppState>>) -> ApiResu
             json!({
                 "id": info.id, "version": info.version, "title": info.title,
                 "file": c.path.as_ref().map(|p| p.display().to_string()),
+                "directory": c.path.as_deref().and_then(install::installed_from),
                 "sha256": c.connector.sha256(), "webhook": info.webhook,
                 "operations": info.operations.iter().map(|o| json!({"name": o.name, "kind": o.kind})).collect::<Vec<_>>(),
             })
         })
         .collect();
-    ok(json!({"connectors": list}))
+    let key = |c: &Value| {
+        (
+            c["id"].as_str().map(str::to_string),
+            c["version"].as_str().and_then(|v| semver::Version::parse(v).ok()),
+        )
+    };
+    list.sort_by_key(key);
+    list
+}
+
+pub(crate) async fn install_connector(
+    State(app): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> ApiResult {
+    let req: install::InstallRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "expected {{\"id\": ..., \"version\": ... (optional), \"approve\": [...]}}: {e}"
+        ))
+    })?;
+    let (status, answer) = install::install(app, req).await?;
+    tracing::info!(by = %caller.name, id = %answer["id"], version = %answer["version"], "connector install");
+    Ok((status, axum::Json(answer)).into_response())
+}
+
+pub(crate) async fn remove_connector(
+    State(app): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let force = match q.get("force").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!("force must be true or false, got {other:?}")));
+        }
+    };
+    let answer = install::remove(app, id, q.get("version").cloned(), force).await?;
+    tracing::info!(by = %caller.name, id = %answer["id"], removed = %answer["removed"], "connector removal");
+    ok(answer)
 }
 
 pub(crate) async fn list_tokens(State(app): State<Arc<AppState>>) -> ApiResult {

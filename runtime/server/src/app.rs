@@ -1,6 +1,7 @@
 //! Starting and stopping the server: the router, background tasks, graceful shutdown.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -20,6 +21,7 @@ use crate::config::{Limits, ServeConfig};
 use crate::connectors::LoadedConnectors;
 use crate::error::ApiError;
 use crate::flows::Flows;
+use crate::install::Installs;
 use crate::{api, auth, metrics as m, webhook};
 
 /// The server could not start.
@@ -44,6 +46,9 @@ pub(crate) struct AppState {
     pub connectors: LoadedConnectors,
     pub limits: Limits,
     pub ready: AtomicBool,
+    /// `$QIAO_HOME`: trusted directories, the installed set, the staging folder.
+    pub state_dir: PathBuf,
+    pub installs: Installs,
 }
 
 /// A started server.
@@ -104,6 +109,8 @@ pub async fn start(
         connectors,
         limits: config.limits.clone(),
         ready: AtomicBool::new(false),
+        state_dir: config.state_dir.clone(),
+        installs: Installs::default(),
     });
     let report = app.flows.reload().await.map_err(ServerError::Flows)?;
     for (file, problems) in &report.invalid {
@@ -199,7 +206,8 @@ fn router(app: Arc<AppState>) -> Router {
         .route("/api/v1/dead-letters", get(api::list_dead_letters))
         .route("/api/v1/dead-letters/{id}", get(api::get_dead_letter).merge(delete(api::drop_dead_letter)))
         .route("/api/v1/dead-letters/{id}/replay", post(api::replay_dead_letter))
-        .route("/api/v1/connectors", get(api::list_connectors))
+        .route("/api/v1/connectors", get(api::list_connectors).merge(post(api::install_connector)))
+        .route("/api/v1/connectors/{id}", delete(api::remove_connector))
         .route("/api/v1/tokens", get(api::list_tokens).merge(post(api::create_token_route)))
         .route("/api/v1/tokens/{id}", delete(api::revoke_token))
         .route("/api/v1/audit", get(api::list_audit))

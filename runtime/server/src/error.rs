@@ -12,16 +12,28 @@ pub(crate) struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub retry_after: Option<u64>,
+    /// One more field in the error object for machines (`capabilities` of an install that
+    /// needs approval).
+    pub detail: Option<(&'static str, serde_json::Value)>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), retry_after: None }
+        ApiError { status, code, message: message.into(), retry_after: None, detail: None }
     }
 
     pub fn retry_after(mut self, seconds: u64) -> Self {
         self.retry_after = Some(seconds);
         self
+    }
+
+    pub fn with_detail(mut self, key: &'static str, value: serde_json::Value) -> Self {
+        self.detail = Some((key, value));
+        self
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::CONFLICT, "conflict", message)
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
@@ -41,7 +53,7 @@ impl From<qiao_store::StoreError> for ApiError {
     fn from(e: qiao_store::StoreError) -> Self {
         match e {
             qiao_store::StoreError::NotFound(what) => ApiError::not_found(format!("{what} not found")),
-            qiao_store::StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            qiao_store::StoreError::Conflict(m) => ApiError::conflict(m),
             other => {
                 tracing::error!(error = %other, "state store error in an API call");
                 ApiError::internal(other.to_string())
@@ -61,7 +73,10 @@ impl From<qiao_engine::EngineError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message}});
+        let mut body = json!({"error": {"code": self.code, "message": self.message}});
+        if let Some((key, value)) = self.detail {
+            body["error"][key] = value;
+        }
         let mut response = (self.status, axum::Json(body)).into_response();
         if let Some(s) = self.retry_after
             && let Ok(v) = HeaderValue::from_str(&s.to_string())

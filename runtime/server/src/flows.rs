@@ -6,11 +6,12 @@
 //!
 //! - **start**: a webhook flow opens its intake and spawns its consumer; other flows spawn
 //!   `FlowRunner::serve`. A disabled flow (kept in the store) is not started.
-//! - **stop** (reload, disable, shutdown): a webhook flow's intake is closed first, so new
-//!   deliveries get 503 and the consumer drains what was accepted; other flows are
-//!   cancelled (their unfinished records stay pending in the store). Whatever has not
-//!   finished after the drain timeout is cancelled too; nothing accepted is lost, it
-//!   resumes when the flow next starts.
+//! - **stop** (reload, disable, shutdown): every flow drains. A webhook flow's intake is
+//!   closed first, so new deliveries get 503 and the consumer finishes what was accepted; a
+//!   poll or schedule flow starts no new run and finishes the run in flight, and a manual
+//!   flow finishes the runs started through the API. Whatever has not finished after the
+//!   drain timeout is cancelled; nothing accepted is lost, its records stay pending in the
+//!   store and resume when the flow next starts.
 //! - **reload**: changed files are loaded; a file that no longer loads keeps its running
 //!   version (and is reported); a changed flow's old version is stopped before the new one
 //!   starts, so the two never process the same records; removed files stop their flows.
@@ -27,6 +28,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::auth::now_ms;
 use crate::config::Limits;
@@ -55,6 +58,28 @@ struct Entry {
     error: Option<String>,
     wake: Arc<Notify>,
     resume: Arc<Notify>,
+    /// Cancelled to drain the flow's `serve` task (a fresh token per start).
+    drain: CancellationToken,
+    /// Runs started through the API ("run now" of a manual flow), drained with the flow.
+    runs: TaskTracker,
+}
+
+impl Entry {
+    fn new(file: PathBuf, text: String, plan: FlowPlan) -> Self {
+        Entry {
+            file,
+            text,
+            plan,
+            runner: None,
+            intake: None,
+            state: FlowState::Stopped,
+            error: None,
+            wake: Arc::new(Notify::new()),
+            resume: Arc::new(Notify::new()),
+            drain: CancellationToken::new(),
+            runs: TaskTracker::new(),
+        }
+    }
 }
 
 /// A flow as the API shows it.
@@ -114,6 +139,13 @@ pub(crate) fn hook_path(plan: &FlowPlan) -> Option<String> {
         }
         _ => None,
     }
+}
+
+/// (connector id, version) of every connection of a plan.
+type ConnectorsUsed = Vec<(String, String)>;
+
+fn connectors_of(plan: &FlowPlan) -> ConnectorsUsed {
+    plan.connections.iter().map(|c| (c.connector.id.clone(), c.connector.version.clone())).collect()
 }
 
 /// The served flows.
@@ -197,6 +229,46 @@ impl Flows {
         }
     }
 
+    /// The flows (running, disabled or stopped) that use connector `id` at `version`.
+    pub fn users_of(&self, id: &str, version: &str) -> Vec<FlowView> {
+        match self.table.read() {
+            Ok(t) => t
+                .iter()
+                .filter(|(_, e)| connectors_of(&e.plan).iter().any(|(c, v)| c == id && v == version))
+                .map(|(flow, e)| Self::view(flow, e))
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Runs `remove` unless a loaded flow uses one of `versions` of connector `id` (409
+    /// naming the flows). Holds the change lock throughout, so no reload can start a flow on
+    /// a version while it is being removed.
+    pub async fn remove_unused<T>(
+        &self,
+        id: &str,
+        versions: &[String],
+        remove: impl std::future::Future<Output = Result<T, ApiError>>,
+    ) -> Result<T, ApiError> {
+        let _changes = self.tasks.lock().await;
+        let mut users = Vec::new();
+        for version in versions {
+            for flow in self.users_of(id, version) {
+                let state =
+                    serde_json::to_value(flow.state).ok().and_then(|v| v.as_str().map(str::to_string));
+                users.push(format!("{} ({id} {version}, {})", flow.id, state.unwrap_or_default()));
+            }
+        }
+        if !users.is_empty() {
+            return Err(ApiError::conflict(format!(
+                "connector {id} is used by flow{} {}; remove or change those flows first",
+                if users.len() == 1 { "" } else { "s" },
+                users.join(", ")
+            )));
+        }
+        remove.await
+    }
+
     /// (flow, queue depth) of every running webhook flow.
     pub fn queue_depths(&self) -> Vec<(String, usize)> {
         match self.table.read() {
@@ -228,12 +300,21 @@ impl Flows {
 
     /// Loads the folder again and applies the differences (see the module docs).
     pub async fn reload(&self) -> Result<ReloadReport, String> {
+        self.reload_refreshing(None).await
+    }
+
+    /// [`Self::reload`], also re-resolving the unchanged flows that use connector `refresh`
+    /// (after it was installed): those that now resolve to another version restart on it.
+    pub async fn reload_refreshing(&self, refresh: Option<&str>) -> Result<ReloadReport, String> {
         let mut tasks = self.tasks.lock().await;
         let files = self.flow_files()?;
         let disabled = self.store.disabled_flows().map_err(|e| e.to_string())?;
         let mut report = ReloadReport::default();
-        let current: Vec<(String, PathBuf, String)> = match self.table.read() {
-            Ok(t) => t.iter().map(|(id, e)| (id.clone(), e.file.clone(), e.text.clone())).collect(),
+        let current: Vec<(String, PathBuf, String, ConnectorsUsed)> = match self.table.read() {
+            Ok(t) => t
+                .iter()
+                .map(|(id, e)| (id.clone(), e.file.clone(), e.text.clone(), connectors_of(&e.plan)))
+                .collect(),
             Err(_) => return Err("flow table poisoned".into()),
         };
         let mut keep: BTreeSet<String> = BTreeSet::new();
@@ -247,9 +328,13 @@ impl Flows {
                     continue;
                 }
             };
-            let existing = current.iter().find(|(_, f, _)| f == &file);
-            if let Some((id, _, old)) = existing
-                && old == &text
+            let existing = current.iter().find(|(_, f, ..)| f == &file);
+            let same_text = existing.is_some_and(|(_, _, old, _)| old == &text);
+            let stale =
+                existing.is_some_and(|(.., used)| used.iter().any(|(c, _)| Some(c.as_str()) == refresh));
+            if let Some((id, ..)) = existing
+                && same_text
+                && !stale
             {
                 keep.insert(id.clone());
                 report.unchanged.push(id.clone());
@@ -260,7 +345,7 @@ impl Flows {
                 Err(problems) => {
                     tracing::warn!(file = %shown, problems = %problems, "flow file does not load; skipped");
                     let note = match existing {
-                        Some((id, _, _)) => {
+                        Some((id, ..)) => {
                             keep.insert(id.clone());
                             format!("{problems}\n(the previous version of flow {id:?} keeps running)")
                         }
@@ -270,6 +355,15 @@ impl Flows {
                     continue;
                 }
             };
+            if let Some((id, .., used)) = existing
+                && same_text
+                && &connectors_of(&plan) == used
+            {
+                // Re-resolved to the same connectors: nothing to restart.
+                keep.insert(id.clone());
+                report.unchanged.push(id.clone());
+                continue;
+            }
             let id = plan.id.to_string();
             if keep.contains(&id) || changed.iter().any(|(i, ..)| i == &id) {
                 report.invalid.insert(shown, format!("flow id {id:?} is already used by another file"));
@@ -295,20 +389,7 @@ impl Flows {
                 self.stop(&id, &mut tasks).await;
             }
             if let Ok(mut t) = self.table.write() {
-                t.insert(
-                    id.clone(),
-                    Entry {
-                        file,
-                        text,
-                        plan,
-                        runner: None,
-                        intake: None,
-                        state: FlowState::Stopped,
-                        error: None,
-                        wake: Arc::new(Notify::new()),
-                        resume: Arc::new(Notify::new()),
-                    },
-                );
+                t.insert(id.clone(), Entry::new(file, text, plan));
             }
             if disabled.contains(&id) {
                 self.mark(&id, FlowState::Disabled, None);
@@ -340,12 +421,14 @@ impl Flows {
 
     /// Starts a flow's task with a fresh runner. Failures are kept on the flow.
     async fn start(&self, id: &str, tasks: &mut HashMap<String, JoinHandle<()>>) {
-        let Some((plan, wake, resume)) = self
-            .table
-            .read()
-            .ok()
-            .and_then(|t| t.get(id).map(|e| (e.plan.clone(), e.wake.clone(), e.resume.clone())))
-        else {
+        let drain = CancellationToken::new();
+        let Some((plan, wake, resume)) = self.table.write().ok().and_then(|mut t| {
+            t.get_mut(id).map(|e| {
+                e.drain = drain.clone();
+                e.runs = TaskTracker::new();
+                (e.plan.clone(), e.wake.clone(), e.resume.clone())
+            })
+        }) else {
             return;
         };
         let store = self.store.clone();
@@ -388,7 +471,7 @@ impl Flows {
         } else {
             let r = runner.clone();
             tokio::spawn(async move {
-                if let Err(e) = r.serve(&wake, &resume).await {
+                if let Err(e) = r.serve(&wake, &resume, &drain).await {
                     tracing::error!(flow, error = %e, "flow stopped on an error");
                 }
             })
@@ -405,31 +488,51 @@ impl Flows {
 
     /// Stops a flow's task (see the module docs); leaves the entry `Stopped`.
     async fn stop(&self, id: &str, tasks: &mut HashMap<String, JoinHandle<()>>) {
-        let runner = match self.table.write() {
-            Ok(mut t) => t.get_mut(id).and_then(|e| {
-                e.intake = None;
-                if e.state == FlowState::Running {
-                    e.state = FlowState::Stopped;
-                }
-                e.runner.take()
-            }),
+        let taken = match self.table.write() {
+            Ok(mut t) => t.get_mut(id).and_then(Self::begin_stop),
             Err(_) => None,
         };
-        let Some(mut handle) = tasks.remove(id) else { return };
-        let Some(runner) = runner else {
+        let Some(handle) = tasks.remove(id) else { return };
+        let deadline = tokio::time::Instant::now() + self.limits.drain_timeout;
+        Self::drain(id, taken, handle, deadline).await;
+    }
+
+    /// Closes a flow to new work (intake, new runs) and takes its runner, for [`Self::drain`].
+    fn begin_stop(e: &mut Entry) -> Option<(FlowRunner, TaskTracker)> {
+        e.intake = None;
+        if e.state == FlowState::Running {
+            e.state = FlowState::Stopped;
+        }
+        e.drain.cancel();
+        e.runs.close();
+        e.runner.take().map(|r| (r, e.runs.clone()))
+    }
+
+    /// Waits for a stopping flow until `deadline`, then cancels what is left (its records
+    /// stay pending in the store) and waits for that.
+    async fn drain(
+        id: &str,
+        taken: Option<(FlowRunner, TaskTracker)>,
+        mut handle: JoinHandle<()>,
+        deadline: tokio::time::Instant,
+    ) {
+        let Some((runner, runs)) = taken else {
             let _ = handle.await;
             return;
         };
-        if !matches!(runner.plan().trigger, TriggerPlan::Webhook { .. }) {
-            runner.shutdown_token().cancel();
-        }
-        if tokio::time::timeout(self.limits.drain_timeout, &mut handle).await.is_err() {
+        let drained = tokio::time::timeout_at(deadline, async {
+            let _ = (&mut handle).await;
+            runs.wait().await;
+        })
+        .await;
+        if drained.is_err() {
             tracing::warn!(
                 flow = id,
                 "flow did not drain in time; stopping it, its unfinished records resume on the next start"
             );
             runner.shutdown_token().cancel();
             let _ = handle.await;
+            runs.wait().await;
         }
     }
 
@@ -452,7 +555,7 @@ impl Flows {
 
     /// Runs a flow now (see the `runFlow` route).
     pub async fn run_now(&self, id: &str, body: Option<Value>) -> Result<Value, ApiError> {
-        let (plan_kind, runner, intake, wake) = {
+        let (plan_kind, intake, wake) = {
             let t = self.table.read().map_err(|_| ApiError::internal("flow table poisoned"))?;
             let Some(e) = t.get(id) else {
                 return Err(ApiError::not_found(format!("flow {id:?} not found")));
@@ -464,7 +567,19 @@ impl Flows {
                     format!("flow {id:?} is {:?}", e.state).to_lowercase(),
                 ));
             }
-            (trigger_kind(&e.plan), e.runner.clone(), e.intake.clone(), e.wake.clone())
+            if let (TriggerPlan::Manual, Some(runner)) = (&e.plan.trigger, &e.runner) {
+                // Spawned under the table lock and tracked: a stop (which takes the lock
+                // first) drains this run like a poll run, and no run starts after it.
+                let (runner, flow) = (runner.clone(), id.to_string());
+                let input = body.unwrap_or_else(|| json!({}));
+                e.runs.spawn(async move {
+                    if let Err(e) = runner.fire(TriggerInput::Manual { input }).await {
+                        tracing::error!(flow, error = %e, "manual run failed");
+                    }
+                });
+                return Ok(json!({"flow": id, "started": true}));
+            }
+            (trigger_kind(&e.plan), e.intake.clone(), e.wake.clone())
         };
         match plan_kind {
             "webhook" => {
@@ -485,17 +600,7 @@ impl Flows {
                     }
                 }
             }
-            "manual" => {
-                let Some(runner) = runner else { return Err(ApiError::internal("flow without runner")) };
-                let input = body.unwrap_or_else(|| json!({}));
-                let flow = id.to_string();
-                tokio::spawn(async move {
-                    if let Err(e) = runner.fire(TriggerInput::Manual { input }).await {
-                        tracing::error!(flow, error = %e, "manual run failed");
-                    }
-                });
-                Ok(json!({"flow": id, "started": true}))
-            }
+            "manual" => Err(ApiError::internal("manual flow without runner")),
             _ => {
                 wake.notify_one();
                 Ok(json!({"flow": id, "triggered": true}))
@@ -522,34 +627,26 @@ impl Flows {
         }
     }
 
-    /// Stops every flow: intakes close first, then every flow drains, all within one drain
-    /// timeout; whatever is left stays pending in the store for the next start.
+    /// Stops every flow: intakes close and no new run starts, then every flow drains, all
+    /// within one drain timeout; whatever is left stays pending in the store for the next
+    /// start.
     pub async fn shutdown(&self) {
         let mut tasks = self.tasks.lock().await;
-        let runners: Vec<(String, FlowRunner)> = match self.table.write() {
+        let stopping: Vec<(String, Option<(FlowRunner, TaskTracker)>)> = match self.table.write() {
             Ok(mut t) => t
                 .iter_mut()
-                .filter_map(|(id, e)| {
-                    e.intake = None;
+                .map(|(id, e)| {
+                    let taken = Self::begin_stop(e);
                     e.state = FlowState::Stopped;
-                    e.runner.take().map(|r| (id.clone(), r))
+                    (id.clone(), taken)
                 })
                 .collect(),
             Err(_) => Vec::new(),
         };
-        for (_, r) in &runners {
-            if !matches!(r.plan().trigger, TriggerPlan::Webhook { .. }) {
-                r.shutdown_token().cancel();
-            }
-        }
         let deadline = tokio::time::Instant::now() + self.limits.drain_timeout;
-        for (id, runner) in runners {
-            let Some(mut handle) = tasks.remove(&id) else { continue };
-            if tokio::time::timeout_at(deadline, &mut handle).await.is_err() {
-                tracing::warn!(flow = %id, "flow did not drain in time; its unfinished records resume on the next start");
-                runner.shutdown_token().cancel();
-                let _ = handle.await;
-            }
+        for (id, taken) in stopping {
+            let Some(handle) = tasks.remove(&id) else { continue };
+            Self::drain(&id, taken, handle, deadline).await;
         }
     }
 }

@@ -12,9 +12,13 @@
 //! - **Admin API** (`api.rs`, `routes.rs`): `/api/v1/…`, bearer tokens stored hashed, roles
 //!   viewer < operator < admin, an audit log of state-changing calls, an OpenAPI document
 //!   generated from the same route table that authorizes requests.
+//! - **Connectors** (`connectors.rs`, `install.rs`): the loaded set, shared by every flow
+//!   load; admins install connectors from the trusted directories (verified like `qiao
+//!   connector install`, loaded into the running server, flows reloaded) and remove unused
+//!   ones.
 //! - **Observability** (`metrics.rs`): Prometheus `/metrics`, `/healthz`, `/readyz`.
 //!
-//! Sits above the engine, flow, host and store crates; the CLI (`qiao serve`, `qiao token`)
+//! Sits above the engine, flow, host, store and directory crates; the CLI (`qiao serve`, `qiao token`)
 //! is its only user. It never touches wasmtime or YAML parsing directly.
 
 mod api;
@@ -24,6 +28,7 @@ mod config;
 mod connectors;
 mod error;
 mod flows;
+mod install;
 mod metrics;
 mod routes;
 mod webhook;
@@ -31,5 +36,5 @@ mod webhook;
 pub use app::{RunningServer, ServerError, start};
 pub use auth::{Role, create_token, hash_token};
 pub use config::{Limits, ServeConfig};
-pub use connectors::{InstalledConnector, LoadedConnectors};
+pub use connectors::{ConnectorLoader, InstalledConnector, LoadedConnectors};
 pub use routes::{ROUTES, RouteSpec, openapi, path_params};

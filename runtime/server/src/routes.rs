@@ -26,6 +26,8 @@ pub struct RouteSpec {
     pub body: Option<(bool, &'static str)>,
     /// The success status.
     pub ok: u16,
+    /// Error answers particular to this route: (status, description).
+    pub errors: &'static [(u16, &'static str)],
 }
 
 const V: Option<Role> = Some(Role::Viewer);
@@ -39,7 +41,7 @@ const fn route(
     operation: &'static str,
     summary: &'static str,
 ) -> RouteSpec {
-    RouteSpec { method, path, role, operation, summary, query: &[], body: None, ok: 200 }
+    RouteSpec { method, path, role, operation, summary, query: &[], body: None, ok: 200, errors: &[] }
 }
 
 /// Every admin API route.
@@ -115,6 +117,43 @@ pub const ROUTES: &[RouteSpec] = &[
         ..route("DELETE", "/api/v1/dead-letters/{id}", O, "dropDeadLetter", "Delete a dead letter for good")
     },
     route("GET", "/api/v1/connectors", V, "listConnectors", "Loaded connectors"),
+    RouteSpec {
+        body: Some((true, crate::install::INSTALL_BODY_SCHEMA)),
+        ok: 201,
+        errors: &[
+            (404, "No such connector, or no version matches"),
+            (
+                409,
+                "approval-required (the capabilities to approve are listed), yanked or incompatible version, or no directory configured",
+            ),
+            (
+                502,
+                "verification-failed: what the directory served does not verify (signature, digest, size, manifest)",
+            ),
+            (503, "unavailable: a directory is unreachable"),
+        ],
+        ..route(
+            "POST",
+            "/api/v1/connectors",
+            A,
+            "installConnector",
+            "Install a connector from the trusted directories (verified, approved), load it and reload the flows",
+        )
+    },
+    RouteSpec {
+        query: &[
+            ("version", "string", "Only this version (default: every installed version)"),
+            ("force", "boolean", "Remove even when a registered lock file pins it"),
+        ],
+        errors: &[(409, "A loaded flow uses it (the flows are named), or a lock file pins it")],
+        ..route(
+            "DELETE",
+            "/api/v1/connectors/{id}",
+            A,
+            "removeConnector",
+            "Remove an installed connector no loaded flow uses",
+        )
+    },
     route("GET", "/api/v1/tokens", A, "listTokens", "API tokens (never the tokens themselves)"),
     RouteSpec {
         body: Some((
@@ -170,6 +209,9 @@ pub fn openapi() -> Value {
         }
         if r.body.is_some() || !r.query.is_empty() {
             responses.insert("400".into(), error_response("Malformed request"));
+        }
+        for (status, description) in r.errors {
+            responses.insert(status.to_string(), error_response(description));
         }
         let mut op = json!({
             "operationId": r.operation,

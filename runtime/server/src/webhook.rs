@@ -9,9 +9,9 @@
 //! receipt, or the connector's own reply (DingTalk's encrypted `success`).
 //!
 //! Shared-secret signature: `X-Hub-Signature-256` or `X-Hub-Signature` =
-//! `sha256=<hex HMAC-SHA256(secret, raw body)>` (GitHub, Jira Cloud). Delivery id: the first
-//! of `X-Delivery-Id`, `X-Atlassian-Webhook-Identifier`, `X-GitHub-Delivery`,
-//! `Idempotency-Key`. The request's query string reaches the connector as the header
+//! `sha256=<hex HMAC-SHA256(secret, raw body)>` (GitHub, Jira Cloud). Delivery id: the header
+//! the trigger names in `delivery_id`, else the first of `X-Delivery-Id`,
+//! `X-Atlassian-Webhook-Identifier`, `X-GitHub-Delivery`, `Idempotency-Key`. The request's query string reaches the connector as the header
 //! `x-qiao-query` (DingTalk signs its query parameters). Bodies, headers and secrets are
 //! never logged.
 
@@ -100,7 +100,9 @@ async fn intake(
         Target::Unavailable => return Err(unavailable(retry, "the flow is starting, reloading or stopping")),
         Target::Ready(intake) => intake,
     };
-    let TriggerPlan::Webhook { path, secret, .. } = &intake.runner().plan().trigger else {
+    let TriggerPlan::Webhook { path, secret, delivery_id: delivery_header, .. } =
+        &intake.runner().plan().trigger
+    else {
         return Err(ApiError::not_found(format!("no webhook flow {flow:?}")));
     };
     if path.trim_matches('/') != rest.trim_matches('/') {
@@ -110,7 +112,7 @@ async fn intake(
     if let Some(secret) = secret {
         check_signature(secret.expose(), headers, &body)?;
     }
-    let delivery = delivery_id(headers)?;
+    let delivery = delivery_id(headers, delivery_header.as_deref())?;
     let (records, reply) = match intake.runner().verify_webhook(&connector_headers(headers, uri), &body).await
     {
         Some(Ok(result)) => (result.records, result.reply),
@@ -193,8 +195,15 @@ fn check_signature(secret: &str, headers: &HeaderMap, body: &[u8]) -> Result<(),
     mac.verify_slice(&sig).map_err(|_| bad("the signature does not match the body"))
 }
 
-fn delivery_id(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    for name in DELIVERY_HEADERS {
+/// The delivery id: from the flow's own header when its trigger names one (`delivery_id`;
+/// the default headers are then ignored), else from the first default header present.
+fn delivery_id(headers: &HeaderMap, custom: Option<&str>) -> Result<Option<String>, ApiError> {
+    let custom = custom.map(|name| [name]);
+    let names: &[&str] = match &custom {
+        Some(one) => one,
+        None => DELIVERY_HEADERS,
+    };
+    for name in names {
         if let Some(v) = headers.get(*name) {
             let v = v
                 .to_str()
@@ -246,10 +255,22 @@ mod tests {
     #[test]
     fn delivery_ids_come_from_known_headers() {
         let mut h = HeaderMap::new();
-        assert_eq!(delivery_id(&h).ok().flatten(), None);
+        assert_eq!(delivery_id(&h, None).ok().flatten(), None);
         h.insert("x-atlassian-webhook-identifier", HeaderValue::from_static("abc"));
-        assert_eq!(delivery_id(&h).ok().flatten().as_deref(), Some("abc"));
+        assert_eq!(delivery_id(&h, None).ok().flatten().as_deref(), Some("abc"));
         h.insert("x-delivery-id", HeaderValue::from_static("  "));
-        assert!(delivery_id(&h).is_err());
+        assert!(delivery_id(&h, None).is_err());
+    }
+
+    #[test]
+    fn a_flow_header_replaces_the_known_ones() {
+        let mut h = HeaderMap::new();
+        h.insert("x-delivery-id", HeaderValue::from_static("default-1"));
+        assert_eq!(delivery_id(&h, Some("x-request-id")).ok().flatten(), None, "defaults are ignored");
+        let mixed_case = HeaderName::from_bytes(b"X-Request-Id").unwrap_or_else(|_| unreachable!());
+        h.insert(mixed_case, HeaderValue::from_static("req-7"));
+        assert_eq!(delivery_id(&h, Some("x-request-id")).ok().flatten().as_deref(), Some("req-7"));
+        h.insert("x-request-id", HeaderValue::from_static(""));
+        assert!(delivery_id(&h, Some("x-request-id")).is_err(), "an empty id is refused");
     }
 }

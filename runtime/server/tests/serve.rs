@@ -1,6 +1,8 @@
-//! `qiao serve` in-process: webhook intake (signatures, dedupe, backpressure, bad bodies),
-//! the admin API's role matrix and OpenAPI document, metrics, and reload without loss. The
-//! flows call the real HTTP connector (Wasm) against a loopback sink.
+//! `qiao serve` in-process: webhook intake (signatures, dedupe by the default or the flow's
+//! own delivery-id header, backpressure, bad bodies), the admin API's role matrix and OpenAPI
+//! document, metrics, reload without loss, poll flows drained (not cancelled) on reload, and
+//! connectors installed from a signed directory served over loopback and removed. The flows
+//! call the real HTTP connector (Wasm) against a loopback sink.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::collections::{BTreeSet, HashMap};
@@ -14,7 +16,9 @@ use axum::routing::post;
 use hmac::{Hmac, Mac};
 use qiao_engine::StoreKv;
 use qiao_host::{ConnectorPolicy, Runtime, RuntimeConfig};
-use qiao_server::{InstalledConnector, Limits, LoadedConnectors, ROUTES, Role, RunningServer, ServeConfig};
+use qiao_server::{
+    ConnectorLoader, InstalledConnector, Limits, LoadedConnectors, ROUTES, Role, RunningServer, ServeConfig,
+};
 use qiao_store::Store;
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -34,10 +38,12 @@ fn http_wasm() -> PathBuf {
     path
 }
 
-/// The loopback sink: every POST's body, optionally slow.
+/// The loopback sink: every POST's body, optionally slow; and `GET /items`, a list for poll
+/// flows that is handed out once (later polls find it empty).
 #[derive(Clone, Default)]
 struct Sink {
     got: Arc<Mutex<Vec<Value>>>,
+    items: Arc<Mutex<Vec<Value>>>,
     delay_ms: u64,
 }
 
@@ -49,9 +55,17 @@ async fn sink_post(State(sink): State<Sink>, axum::Json(body): axum::Json<Value>
     axum::Json(json!({"ok": true}))
 }
 
+async fn sink_items(State(sink): State<Sink>) -> axum::Json<Value> {
+    let items = std::mem::take(&mut *sink.items.lock().unwrap());
+    axum::Json(json!({"items": items}))
+}
+
 async fn start_sink(delay_ms: u64) -> (SocketAddr, Sink) {
     let sink = Sink { delay_ms, ..Default::default() };
-    let router = axum::Router::new().route("/sink", post(sink_post)).with_state(sink.clone());
+    let router = axum::Router::new()
+        .route("/sink", post(sink_post))
+        .route("/items", axum::routing::get(sink_items))
+        .with_state(sink.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
@@ -78,9 +92,11 @@ steps:
 }
 
 struct Harness {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
+    state: PathBuf,
     flows: PathBuf,
     store: Store,
+    runtime: Runtime,
     server: RunningServer,
     base: String,
     client: reqwest::Client,
@@ -88,7 +104,26 @@ struct Harness {
     sink_addr: SocketAddr,
 }
 
+/// The usual setup: the webhook flow `orders` (version 1), a broken file, the http connector
+/// loaded at start.
 async fn harness(limits: Limits, sink_delay_ms: u64, concurrency: u32) -> Harness {
+    harness_with(limits, sink_delay_ms, true, |sink| {
+        vec![
+            ("orders.yaml", webhook_flow(sink, 1, concurrency)),
+            ("broken.yaml", "flow: broken\ntrigger: {}\n".to_string()),
+        ]
+    })
+    .await
+}
+
+/// A server over the flow files `flows` returns for the sink's address; with the http
+/// connector loaded at start when `preload`.
+async fn harness_with(
+    limits: Limits,
+    sink_delay_ms: u64,
+    preload: bool,
+    flow_files: impl FnOnce(SocketAddr) -> Vec<(&'static str, String)>,
+) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let flows = dir.path().join("flows");
@@ -102,22 +137,34 @@ async fn harness(limits: Limits, sink_delay_ms: u64, concurrency: u32) -> Harnes
         std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
     let (sink_addr, sink) = start_sink(sink_delay_ms).await;
-    std::fs::write(flows.join("orders.yaml"), webhook_flow(sink_addr, 1, concurrency)).unwrap();
-    std::fs::write(flows.join("broken.yaml"), "flow: broken\ntrigger: {}\n").unwrap();
+    for (name, text) in flow_files(sink_addr) {
+        std::fs::write(flows.join(name), text).unwrap();
+    }
     let store = Store::open(&state).unwrap();
-    let connectors = load_connectors(&store, &state).await;
+    let (runtime, connectors) = load_connectors(&store, &state, preload).await;
     let config = ServeConfig {
         flows_dir: flows.clone(),
         listen: "127.0.0.1:0".parse().unwrap(),
-        state_dir: state,
+        state_dir: state.clone(),
         limits,
     };
     let server = qiao_server::start(config, store.clone(), connectors).await.unwrap();
     let base = format!("http://{}", server.addr);
-    Harness { _dir: dir, flows, store, server, base, client: reqwest::Client::new(), sink, sink_addr }
+    Harness {
+        dir,
+        state,
+        flows,
+        store,
+        runtime,
+        server,
+        base,
+        client: reqwest::Client::new(),
+        sink,
+        sink_addr,
+    }
 }
 
-async fn load_connectors(store: &Store, state: &Path) -> LoadedConnectors {
+async fn load_connectors(store: &Store, state: &Path, preload: bool) -> (Runtime, LoadedConnectors) {
     let runtime = Runtime::new(RuntimeConfig {
         cache_dir: Some(state.join("cache")),
         kv: Arc::new(StoreKv(store.clone())),
@@ -126,9 +173,14 @@ async fn load_connectors(store: &Store, state: &Path) -> LoadedConnectors {
     })
     .unwrap();
     let policy = ConnectorPolicy { allow_private: true, ..Default::default() };
-    let path = http_wasm();
-    let connector = runtime.load_file(&path, policy).await.unwrap();
-    LoadedConnectors::new(vec![InstalledConnector { path: Some(path), connector }])
+    let mut installed = Vec::new();
+    if preload {
+        let path = http_wasm();
+        let connector = runtime.load_file(&path, policy.clone()).await.unwrap();
+        installed.push(InstalledConnector { path: Some(path), connector });
+    }
+    let loader = ConnectorLoader::new(runtime.clone(), move |_| policy.clone());
+    (runtime, LoadedConnectors::new(loader, installed))
 }
 
 fn sign(body: &[u8]) -> String {
@@ -139,14 +191,20 @@ fn sign(body: &[u8]) -> String {
 
 impl Harness {
     async fn hook(&self, body: &Value, delivery: Option<&str>) -> reqwest::Response {
+        let headers: Vec<(&str, &str)> = delivery.map(|d| ("x-delivery-id", d)).into_iter().collect();
+        self.hook_to("/hooks/orders/events", body, &headers).await
+    }
+
+    /// A signed delivery to `path` with extra headers.
+    async fn hook_to(&self, path: &str, body: &Value, headers: &[(&str, &str)]) -> reqwest::Response {
         let bytes = serde_json::to_vec(body).unwrap();
         let mut req = self
             .client
-            .post(format!("{}/hooks/orders/events", self.base))
+            .post(format!("{}{path}", self.base))
             .header("content-type", "application/json")
             .header("x-hub-signature-256", sign(&bytes));
-        if let Some(d) = delivery {
-            req = req.header("x-delivery-id", d);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
         }
         req.body(bytes).send().await.unwrap()
     }
@@ -522,5 +580,366 @@ async fn health_metrics_and_invalid_flows_are_reported() {
     assert_eq!(flows["flows"][0]["hook"], "/hooks/orders/events");
     assert!(flows["invalid"][0]["file"].as_str().unwrap().ends_with("broken.yaml"));
     assert!(!flows.to_string().contains(SECRET), "secrets never appear in responses");
+    h.server.shutdown().await;
+}
+
+// ----- the flow's own delivery-id header ------------------------------------------------------
+
+fn receipts_flow(sink: SocketAddr) -> String {
+    format!(
+        r#"
+flow: receipts
+connections:
+  sink: {{ connector: http, config: {{ base_url: "http://{sink}" }} }}
+trigger:
+  webhook: {{ path: /in, secret: "${{secret.hook_secret}}", delivery_id: X-Request-Id }}
+steps:
+  - id: send
+    action: {{ connection: sink, operation: request, input: {{ method: "'POST'", url: "'/sink'", json: record }} }}
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_can_name_its_delivery_id_header() {
+    let h = harness_with(quick_limits(), 0, true, |sink| vec![("receipts.yaml", receipts_flow(sink))]).await;
+    let send = |id: &'static str, headers: Vec<(&'static str, &'static str)>| {
+        let h = &h;
+        async move {
+            let resp = h.hook_to("/hooks/receipts/in", &json!({"id": id}), &headers).await;
+            assert_eq!(resp.status(), 202, "{id}");
+            serde_json::from_slice::<Value>(&resp.bytes().await.unwrap()).unwrap()
+        }
+    };
+    let first = send("C-1", vec![("X-Request-Id", "req-1")]).await;
+    assert_eq!(first["accepted"], true);
+    assert!(first.get("duplicate").is_none(), "{first}");
+    // The same id again, in another letter case of the header name: a duplicate.
+    let again = send("C-1", vec![("x-REQUEST-id", "req-1")]).await;
+    assert_eq!(again["duplicate"], true, "{again}");
+    // The default headers are ignored when the flow names its own: same X-Delivery-Id,
+    // different X-Request-Id → two deliveries.
+    let a = send("C-2", vec![("X-Request-Id", "req-2"), ("X-Delivery-Id", "d-1")]).await;
+    let b = send("C-3", vec![("X-Request-Id", "req-3"), ("X-Delivery-Id", "d-1")]).await;
+    assert!(a.get("duplicate").is_none() && b.get("duplicate").is_none(), "{a} {b}");
+    // Without the flow's header, a default one does not dedupe either.
+    let c = send("C-4", vec![("Idempotency-Key", "req-1")]).await;
+    let d = send("C-4", vec![("Idempotency-Key", "req-1")]).await;
+    assert!(c.get("duplicate").is_none() && d.get("duplicate").is_none(), "{c} {d}");
+    h.wait_sink(5).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut ids = h.sink_ids();
+    ids.sort();
+    assert_eq!(ids, ["C-1", "C-2", "C-3", "C-4", "C-4"]);
+    h.server.shutdown().await;
+}
+
+// ----- poll flows drain on reload -------------------------------------------------------------
+
+fn ledger_flow(sink: SocketAddr, version: u32) -> String {
+    format!(
+        r#"
+flow: ledger
+connections:
+  src: {{ connector: http, config: {{ base_url: "http://{sink}" }} }}
+  sink: {{ connector: http, config: {{ base_url: "http://{sink}" }} }}
+trigger:
+  poll: {{ connection: src, operation: poll-json, every: 1h, params: {{ url: /items, records_path: items, id_field: id }} }}
+concurrency: 1
+steps:
+  - id: shape
+    map: {{ id: record.id, v: {version} }}
+  - id: send
+    action: {{ connection: sink, operation: request, input: {{ method: "'POST'", url: "'/sink'", json: record }} }}
+"#
+    )
+}
+
+/// A poll flow with `n` items waiting at the source and a sink taking `delay_ms` per record;
+/// returns once the first record reached the sink (the run is in flight).
+async fn ledger_mid_run(limits: Limits, delay_ms: u64, n: usize) -> Harness {
+    let h = harness_with(limits, delay_ms, true, |sink| vec![("ledger.yaml", ledger_flow(sink, 1))]).await;
+    // The flow polled at start and found nothing yet; fill the source, then run it now.
+    *h.sink.items.lock().unwrap() = (0..n).map(|i| json!({"id": format!("L-{i}")})).collect();
+    let ops = qiao_server::create_token(&h.store, "ops", Role::Operator).await.unwrap().0;
+    let (status, body) = h.api("POST", "/api/v1/flows/ledger/run", Some(&ops), None).await;
+    assert_eq!(status, 202, "{body}");
+    h.wait_sink(1).await;
+    h
+}
+
+async fn reload_to_version_2(h: &Harness) {
+    std::fs::write(h.flows.join("ledger.yaml"), ledger_flow(h.sink_addr, 2)).unwrap();
+    let ops = qiao_server::create_token(&h.store, "reloader", Role::Operator).await.unwrap().0;
+    let (status, report) = h.api("POST", "/api/v1/reload", Some(&ops), None).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["reloaded"], json!(["ledger"]));
+}
+
+fn runs_of(store: &Store, flow: &str) -> Vec<qiao_store::RunInfo> {
+    store.list_runs(Some(flow), 100).unwrap().into_iter().map(|(_, r)| r).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_lets_a_poll_run_in_flight_finish() {
+    let h = ledger_mid_run(quick_limits(), 150, 5).await;
+    reload_to_version_2(&h).await;
+    // The reload returned after the old version drained: the run finished every record
+    // before the new version started.
+    let got = h.sink.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 5, "{got:?}");
+    assert!(got.iter().all(|v| v["v"] == 1), "all sent by the old version: {got:?}");
+    assert!(h.store.pending_batches("ledger").unwrap().is_empty(), "nothing left pending");
+    let runs = runs_of(&h.store, "ledger");
+    let manual_poll = runs.iter().find(|r| r.trigger == "poll" && r.counts.records_in == 5).unwrap();
+    assert_eq!(manual_poll.status, qiao_store::RunStatus::Succeeded, "{manual_poll:?}");
+    assert_eq!(manual_poll.counts.records_out, 5);
+    assert!(!runs.iter().any(|r| r.trigger == "resume"), "nothing to resume: {runs:?}");
+    h.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poll_run_past_the_drain_deadline_resumes_in_the_new_version() {
+    let limits = Limits { drain_timeout: Duration::from_millis(300), ..quick_limits() };
+    let h = ledger_mid_run(limits, 250, 8).await;
+    reload_to_version_2(&h).await;
+    let all: BTreeSet<String> = (0..8).map(|i| format!("L-{i}")).collect();
+    for _ in 0..1000 {
+        let got: BTreeSet<String> = h.sink_ids().into_iter().collect();
+        if got == all {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let got = h.sink.got.lock().unwrap().clone();
+    let ids: BTreeSet<String> = got.iter().map(|v| v["id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(ids, all, "every record reached the sink");
+    assert!(got.iter().any(|v| v["v"] == 1), "the old version sent some: {got:?}");
+    assert!(got.iter().any(|v| v["v"] == 2), "the new version finished the rest: {got:?}");
+    // The resume run ends just after its last record reached the sink.
+    let resumed = |runs: &[qiao_store::RunInfo]| {
+        runs.iter().any(|r| r.trigger == "resume" && r.status == qiao_store::RunStatus::Succeeded)
+    };
+    for _ in 0..500 {
+        if resumed(&runs_of(&h.store, "ledger")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let runs = runs_of(&h.store, "ledger");
+    assert!(resumed(&runs), "the rest was resumed: {runs:?}");
+    let cut = runs.iter().find(|r| r.trigger == "poll" && r.counts.records_in == 8).unwrap();
+    assert!(cut.counts.records_out < 8, "the old version's run was cut at the deadline: {cut:?}");
+    assert!(h.store.pending_batches("ledger").unwrap().is_empty());
+    h.server.shutdown().await;
+}
+
+// ----- connectors installed and removed through the API ---------------------------------------
+
+/// A signed directory `lab` in `root/site` (directory key and publisher key `acme` made here)
+/// offering the http connector, served over loopback; trusted in `state/config.yaml`.
+/// Returns the package file.
+async fn publish_lab(root: &Path, state: &Path, runtime: &Runtime) -> PathBuf {
+    use qiao_directory::directory::Directory;
+    use qiao_directory::keys::{self, Password, SigningKey};
+    use qiao_directory::manifest::{AuthorCapabilities, AuthorManifest};
+    use qiao_directory::package;
+
+    let keys_dir = root.join("keys");
+    std::fs::create_dir_all(&keys_dir).unwrap();
+    let dir_key = keys::generate(&keys_dir.join("dir"), Password::None, false).unwrap();
+    let acme = keys::generate(&keys_dir.join("acme"), Password::None, false).unwrap();
+    let wasm_path = http_wasm();
+    let wasm = std::fs::read(&wasm_path).unwrap();
+    let info = runtime.load_file(&wasm_path, ConnectorPolicy::default()).await.unwrap().info().clone();
+    let wit = qiao_directory::wit::component_version(&wasm).unwrap();
+    let author = AuthorManifest {
+        publisher: "acme".into(),
+        capabilities: AuthorCapabilities { private_network: true, ..Default::default() },
+        ..Default::default()
+    };
+    let manifest = author.complete(&info, &wit).unwrap();
+    let bytes = package::write(&manifest, &wasm, "# http\n").unwrap();
+    let publisher = SigningKey::load(&acme.secret_path, Password::None).unwrap();
+    let comment =
+        package::signature_comment(&manifest.id, &manifest.version, &qiao_directory::sha256_hex(&bytes));
+    let signature = publisher.sign(&bytes, &comment).unwrap();
+    let site = root.join("site");
+    let mut directory = Directory::init(&site, "lab").unwrap();
+    directory.add_publisher_key("acme", &acme.public_key).unwrap();
+    directory.add(&bytes, &signature).unwrap();
+    let signer = SigningKey::load(&dir_key.secret_path, Password::None).unwrap();
+    directory.build(&signer, jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24)).unwrap();
+    let addr = serve_folder(site.clone()).await;
+    trust(state, &format!("http://{addr}/"), &dir_key.public_key);
+    site.join("packages").join(package::file_name(&manifest.id, &manifest.version))
+}
+
+fn trust(state: &Path, url: &str, key: &str) {
+    let config = format!("directories:\n  - name: lab\n    url: {url}\n    key: {key}\n");
+    std::fs::write(state.join("config.yaml"), config).unwrap();
+}
+
+/// Serves the files of `root` over loopback HTTP.
+async fn serve_folder(root: PathBuf) -> SocketAddr {
+    let router = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+        let file = root.join(uri.path().trim_start_matches('/'));
+        async move {
+            match tokio::fs::read(&file).await {
+                Ok(bytes) => (axum::http::StatusCode::OK, bytes),
+                Err(_) => (axum::http::StatusCode::NOT_FOUND, b"not found".to_vec()),
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    addr
+}
+
+/// Every file under `state/connectors`, and nothing left in staging.
+fn installed_files(state: &Path) -> BTreeSet<String> {
+    fn walk(dir: &Path, base: &Path, out: &mut BTreeSet<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, base, out);
+            } else {
+                out.insert(p.strip_prefix(base).unwrap().display().to_string());
+            }
+        }
+    }
+    let staging = state.join(".staging");
+    if staging.is_dir() {
+        let left: Vec<_> = std::fs::read_dir(&staging).unwrap().flatten().map(|e| e.path()).collect();
+        assert!(left.is_empty(), "left in staging: {left:?}");
+    }
+    let mut out = BTreeSet::new();
+    walk(&state.join("connectors"), state, &mut out);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connectors_are_installed_from_a_directory_and_removed() {
+    // No connector at start: the flow that needs http does not load.
+    let h =
+        harness_with(quick_limits(), 0, false, |sink| vec![("orders.yaml", webhook_flow(sink, 1, 2))]).await;
+    assert!(h.server.invalid.iter().any(|(f, p)| f.ends_with("orders.yaml") && p.contains("\"http\"")));
+    let package = publish_lab(h.dir.path(), &h.state, &h.runtime).await;
+    let mut tokens = HashMap::new();
+    for role in [Role::Viewer, Role::Operator, Role::Admin] {
+        tokens.insert(role, qiao_server::create_token(&h.store, role.as_str(), role).await.unwrap().0);
+    }
+    let admin = tokens[&Role::Admin].clone();
+    let install = |body: Value| {
+        let (h, admin) = (&h, admin.clone());
+        async move { h.api("POST", "/api/v1/connectors", Some(&admin), Some(body)).await }
+    };
+
+    for role in [Role::Viewer, Role::Operator] {
+        let (status, err) =
+            h.api("POST", "/api/v1/connectors", Some(&tokens[&role]), Some(json!({"id": "http"}))).await;
+        assert_eq!((status, err["error"]["code"].as_str()), (403, Some("forbidden")), "{role:?}: {err}");
+        let (status, _) = h.api("DELETE", "/api/v1/connectors/http", Some(&tokens[&role]), None).await;
+        assert_eq!(status, 403, "{role:?}");
+    }
+
+    // Unknown connector, bad request.
+    let (status, err) = install(json!({"id": "nope", "approve": []})).await;
+    assert_eq!((status, err["error"]["code"].as_str()), (404, Some("not-found")), "{err}");
+    assert!(err["error"]["message"].as_str().unwrap().contains("not in any configured directory"), "{err}");
+    let (status, err) = install(json!({"id": "http", "version": "latest"})).await;
+    assert_eq!(status, 400, "{err}");
+    let (status, err) = install(json!({"id": "http", "approve": ["everything"]})).await;
+    assert_eq!(status, 400, "{err}");
+    assert!(err["error"]["message"].as_str().unwrap().contains("\"everything\""), "{err}");
+
+    // Without approval: what it requests, and nothing installed.
+    let (status, err) = install(json!({"id": "http"})).await;
+    assert_eq!((status, err["error"]["code"].as_str()), (409, Some("approval-required")), "{err}");
+    let wanted = err["error"]["capabilities"].clone();
+    assert_eq!(wanted, json!(["host:{config.base_url}", "private-network"]));
+    let (status, err) = install(json!({"id": "http", "approve": ["host:{config.base_url}"]})).await;
+    assert_eq!((status, err["error"]["code"].as_str()), (409, Some("approval-required")), "{err}");
+    assert!(err["error"]["message"].as_str().unwrap().contains("private-network"), "{err}");
+    assert!(installed_files(&h.state).is_empty());
+
+    // A tampered package: refused with the reason, nothing installed.
+    let good = std::fs::read(&package).unwrap();
+    let mut bad = good.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    std::fs::write(&package, &bad).unwrap();
+    let (status, err) = install(json!({"id": "http", "approve": wanted})).await;
+    assert_eq!((status, err["error"]["code"].as_str()), (502, Some("verification-failed")), "{err}");
+    assert!(err["error"]["message"].as_str().unwrap().contains("digest mismatch"), "{err}");
+    assert!(installed_files(&h.state).is_empty());
+    std::fs::write(&package, &good).unwrap();
+
+    // Installed: loaded into the server, the flow that needed it starts.
+    let (status, done) = install(json!({"id": "http", "version": "^0.1", "approve": wanted})).await;
+    assert_eq!(status, 201, "{done}");
+    assert_eq!((done["id"].as_str(), done["directory"].as_str()), (Some("http"), Some("lab")));
+    assert_eq!(done["reload"]["started"], json!(["orders"]), "{done}");
+    let version = done["version"].as_str().unwrap().to_string();
+    let files = installed_files(&h.state);
+    assert!(files.contains(&format!("connectors/http/{version}/connector.wasm")), "{files:?}");
+    assert!(files.contains(&format!("connectors/http/{version}/install.json")), "{files:?}");
+    let (_, list) = h.api("GET", "/api/v1/connectors", Some(&tokens[&Role::Viewer]), None).await;
+    assert_eq!(list["connectors"][0]["id"], "http", "{list}");
+    assert_eq!(list["connectors"][0]["directory"], "lab", "{list}");
+    assert_eq!(h.hook(&json!({"id": "I-1"}), None).await.status(), 202);
+    h.wait_sink(1).await;
+    assert_eq!(h.sink_ids(), ["I-1"]);
+    let (status, again) = install(json!({"id": "http", "approve": wanted})).await;
+    assert_eq!((status, again["already_installed"].as_bool()), (200, Some(true)), "{again}");
+    // The flows using it were re-resolved to the same version: none restarted.
+    assert_eq!(
+        (again["reload"]["unchanged"].clone(), again["reload"]["reloaded"].clone()),
+        (json!(["orders"]), json!([]))
+    );
+
+    // In use: 409 naming the flow; removable once the flow is gone.
+    let (status, err) = h.api("DELETE", "/api/v1/connectors/http", Some(&admin), None).await;
+    assert_eq!((status, err["error"]["code"].as_str()), (409, Some("conflict")), "{err}");
+    assert!(err["error"]["message"].as_str().unwrap().contains("orders"), "{err}");
+    assert!(!installed_files(&h.state).is_empty(), "still installed");
+    std::fs::remove_file(h.flows.join("orders.yaml")).unwrap();
+    let (status, _) = h.api("POST", "/api/v1/reload", Some(&admin), None).await;
+    assert_eq!(status, 200);
+    let (status, err) = h.api("DELETE", "/api/v1/connectors/http?version=9.9.9", Some(&admin), None).await;
+    assert_eq!((status, err["error"]["code"].as_str()), (404, Some("not-found")), "{err}");
+    let (status, removed) =
+        h.api("DELETE", &format!("/api/v1/connectors/http?version={version}"), Some(&admin), None).await;
+    assert_eq!(status, 200, "{removed}");
+    assert_eq!(removed["removed"], json!([version]));
+    assert!(installed_files(&h.state).is_empty());
+    let (_, list) = h.api("GET", "/api/v1/connectors", Some(&admin), None).await;
+    assert_eq!(list["connectors"], json!([]));
+
+    // The directory down: 503 with the directory's message.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let key = std::fs::read_to_string(h.dir.path().join("keys/dir.pub")).unwrap();
+    trust(&h.state, &format!("http://{closed}/"), key.lines().nth(1).unwrap());
+    let (status, err) = install(json!({"id": "http", "approve": wanted})).await;
+    assert_eq!((status, err["error"]["code"].as_str()), (503, Some("unavailable")), "{err}");
+    assert!(err["error"]["message"].as_str().unwrap().contains("unreachable"), "{err}");
+    assert!(installed_files(&h.state).is_empty());
+
+    // Every call was audited, refusals included.
+    let (_, audit) = h.api("GET", "/api/v1/audit?limit=100", Some(&admin), None).await;
+    let statuses: Vec<u64> = audit["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["target"].as_str().unwrap().starts_with("/api/v1/connectors"))
+        .map(|e| e["status"].as_u64().unwrap())
+        .collect();
+    // 4 refused by role, 8 installs, 3 removals, 1 with the directory down.
+    assert_eq!(statuses.len(), 4 + 8 + 3 + 1, "{audit}");
+    for s in [403, 404, 400, 409, 502, 201, 200, 503] {
+        assert!(statuses.contains(&s), "{s} audited: {statuses:?}");
+    }
     h.server.shutdown().await;
 }
