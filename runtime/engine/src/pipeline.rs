@@ -321,7 +321,9 @@ fn complete_ready(open_pages: &mut VecDeque<OpenPage>, completer: &Committer) {
         let Some(page) = open_pages.pop_front() else { break };
         // The completer outlives the loop that sends; a send fails only if it stopped on an
         // error, which `consume` reports when it joins it.
-        let _ = completer.send(Commit::Complete(Completion { batch: page.id, outcomes: page.outcomes }));
+        let records = page.next_seq.load(Ordering::Relaxed);
+        let _ =
+            completer.send(Commit::Complete(Completion { batch: page.id, records, outcomes: page.outcomes }));
     }
 }
 

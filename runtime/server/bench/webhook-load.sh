@@ -18,7 +18,7 @@ case "$TARGET" in /*) ;; *) TARGET=$ROOT/$TARGET ;; esac
 QIAO=$TARGET/release/qiao
 SINK=$TARGET/release/examples/bench_sink
 WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$WORK"' EXIT
 SINK_ADDR=127.0.0.1:19901
 LISTEN=127.0.0.1:19900
 

@@ -108,6 +108,17 @@ async fn intake(
     if path.trim_matches('/') != rest.trim_matches('/') {
         return Err(ApiError::not_found(format!("flow {flow:?} has no webhook at this path")));
     }
+    // A place in the intake first: under overload the refusal costs no signature check and
+    // no parse (the sender learns nothing but "retry later").
+    let permit = intake.try_reserve().map_err(|e| match e {
+        IntakeError::Full => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "intake-full",
+            "the flow's intake is full; retry later",
+        )
+        .retry_after(retry),
+        IntakeError::Closed => unavailable(retry, "the flow is stopping"),
+    })?;
     let body = body.map_err(|e| ApiError::new(e.status(), "bad-body", e.body_text()))?;
     if let Some(secret) = secret {
         check_signature(secret.expose(), headers, &body)?;
@@ -145,15 +156,6 @@ async fn intake(
     let receipt = if records.is_empty() {
         json!({"accepted": true, "records": 0})
     } else {
-        let permit = intake.try_reserve().map_err(|e| match e {
-            IntakeError::Full => ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "intake-full",
-                "the flow's intake is full; retry later",
-            )
-            .retry_after(retry),
-            IntakeError::Closed => unavailable(retry, "the flow is stopping"),
-        })?;
         let n = records.len();
         match permit.deliver(delivery.as_deref(), records).await {
             Ok(Delivered::Accepted { batch }) => json!({"accepted": true, "records": n, "batch": batch}),

@@ -117,6 +117,9 @@ pub struct DeadLetter {
 pub struct Completion {
     /// The batch.
     pub batch: u64,
+    /// Its records' sequence numbers are below this (`foreach` children included); 0 when
+    /// unknown (then every record of the batch is found and deleted).
+    pub records: u64,
     /// `(run, outcome)` rows to add to the run history.
     pub outcomes: Vec<(RunId, RecordOutcome)>,
 }

@@ -53,17 +53,24 @@ pub(crate) fn bump_next_id(txn: &WriteTransaction, next: u64) -> Result<(), Stor
     Ok(())
 }
 
-/// Completes one batch inside `txn` (see [`Store::complete_batches`]).
-fn complete_in(txn: &WriteTransaction, flow: &str, batch: u64) -> Result<(), StoreError> {
+/// Completes one batch inside `txn` (see [`Store::complete_batches`]): deletes it with its
+/// records (sequence numbers below `records`, or all when 0) and commits its cursor.
+fn complete_in(txn: &WriteTransaction, flow: &str, batch: u64, records: u64) -> Result<(), StoreError> {
     let meta: BatchMeta = {
-        let batches = txn.open_table(BATCHES)?;
-        let Some(bytes) = batches.get((flow, batch))? else {
+        let mut batches = txn.open_table(BATCHES)?;
+        let Some(bytes) = batches.remove((flow, batch))? else {
             return Err(StoreError::NotFound(format!("batch {batch} of flow {flow:?}")));
         };
         decode("batch", bytes.value())?
     };
-    txn.open_table(RECORDS)?.retain_in((flow, batch, 0)..=(flow, batch, u64::MAX), |_, _| false)?;
-    txn.open_table(BATCHES)?.remove((flow, batch))?;
+    let mut table = txn.open_table(RECORDS)?;
+    if records == 0 {
+        table.retain_in((flow, batch, 0)..=(flow, batch, u64::MAX), |_, _| false)?;
+    } else {
+        for seq in 0..records {
+            table.remove((flow, batch, seq))?;
+        }
+    }
     if let Some(cursor) = &meta.next_cursor {
         txn.open_table(CURSORS)?.insert(flow, cursor.as_str())?;
     }
@@ -251,7 +258,7 @@ impl Store {
     /// Ends a batch whose records are all terminal: commits its cursor (if it has one) and
     /// deletes the batch with its records, in one transaction.
     pub async fn complete_batch(&self, flow: &str, batch: u64) -> Result<(), StoreError> {
-        self.complete_batches(flow, vec![Completion { batch, outcomes: Vec::new() }]).await
+        self.complete_batches(flow, vec![Completion { batch, records: 0, outcomes: Vec::new() }]).await
     }
 
     /// [`Store::complete_batch`] for several batches of one flow, in order, in one
@@ -278,7 +285,7 @@ impl Store {
         let mut ids = Vec::with_capacity(batches.len());
         let mut outcomes = Vec::new();
         for c in batches {
-            ids.push(c.batch);
+            ids.push((c.batch, c.records));
             for (run, o) in c.outcomes {
                 outcomes.push((run, self.allocate(1), encode(&o)?));
             }
@@ -287,8 +294,8 @@ impl Store {
         let flow = flow.to_string();
         self.write(move |txn| {
             let mut max_id = apply_writes(txn, &flow, &encoded)?;
-            for batch in ids {
-                complete_in(txn, &flow, batch)?;
+            for (batch, records) in ids {
+                complete_in(txn, &flow, batch, records)?;
             }
             if !outcomes.is_empty() {
                 let mut run_records = txn.open_table(RUN_RECORDS)?;
@@ -554,7 +561,12 @@ mod tests {
             dead_letter: None,
             at_ms: 3,
         };
-        store.complete_batches("f", vec![Completion { batch, outcomes: vec![(1, outcome.clone())] }]).await?;
+        store
+            .complete_batches(
+                "f",
+                vec![Completion { batch, records: 2, outcomes: vec![(1, outcome.clone())] }],
+            )
+            .await?;
         assert_eq!(store.cursor("f")?.as_deref(), Some("c1"));
         assert!(store.pending_batches("f")?.is_empty());
         assert_eq!(store.get_run(1).map(|(_, o)| o).unwrap_or_default(), vec![]);
@@ -567,7 +579,10 @@ mod tests {
             )
             .await?;
         store
-            .complete_batches("f", vec![Completion { batch: b2, outcomes: vec![(run, outcome.clone())] }])
+            .complete_batches(
+                "f",
+                vec![Completion { batch: b2, records: 0, outcomes: vec![(run, outcome.clone())] }],
+            )
             .await?;
         assert_eq!(store.get_run(run)?.1, vec![outcome], "the outcome is in the run history");
         assert_eq!(store.cursor("f")?.as_deref(), Some("c2"));
