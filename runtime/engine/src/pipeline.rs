@@ -330,7 +330,7 @@ fn complete_ready(open_pages: &mut VecDeque<OpenPage>, completer: &Committer) {
 /// What the completer writes.
 pub(crate) enum Commit {
     /// A record's terminal state after an action (its checkpoint), with its outcome.
-    Terminal(RecordWrite),
+    Terminal(Box<RecordWrite>),
     /// A page whose records are all terminal.
     Complete(Completion),
 }
@@ -354,7 +354,8 @@ fn spawn_completer(inner: &Inner, tally: Arc<Tally>) -> (Committer, JoinHandle<R
             let mut next = Some(first);
             while let Some(commit) = next {
                 match commit {
-                    Commit::Terminal(mut w) => {
+                    Commit::Terminal(w) => {
+                        let mut w = *w;
                         if w.outcome.as_ref().is_some_and(|(_, o)| !tally.keep_outcome(o.status, limit)) {
                             w.outcome = None;
                         }

@@ -260,9 +260,9 @@ async fn finish(
         dead_letter,
     };
     let write = match &slot.commits {
-        Some(commits) => match commits.send(Commit::Terminal(write)) {
+        Some(commits) => match commits.send(Commit::Terminal(Box::new(write))) {
             Ok(()) => return Ok(RecordResult::Terminal(status)),
-            Err(mpsc::error::SendError(Commit::Terminal(w))) => w,
+            Err(mpsc::error::SendError(Commit::Terminal(w))) => *w,
             Err(_) => return Ok(RecordResult::Interrupted),
         },
         None => write,
