@@ -9,7 +9,9 @@ use std::time::Duration;
 use qiao_contract::{ConnectorInfo, SourceRecord};
 use qiao_flow::{EvalContext, FlowPlan, TriggerPlan};
 use qiao_host::{CallError, Connection, Connector, RateSpec};
-use qiao_store::{BatchMeta, RecordState, RecordStatus, RunCounts, RunId, RunInfo, RunStatus, Store};
+use qiao_store::{
+    BatchMeta, PendingBatch, RecordState, RecordStatus, RunCounts, RunId, RunInfo, RunStatus, Store,
+};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -164,6 +166,21 @@ impl Tally {
     }
 }
 
+/// Batches already in the store (left in flight, replayed) as a closed channel of pages for
+/// the consumer, counting their unfinished records in.
+pub(crate) fn pending_pages(batches: Vec<PendingBatch>, tally: &Tally) -> mpsc::Receiver<Page> {
+    let (tx, rx) = mpsc::channel::<Page>(batches.len().max(1));
+    for batch in batches {
+        tally.records_in.fetch_add(
+            batch.records.iter().filter(|(_, r)| !r.status.is_terminal()).count() as u64,
+            Ordering::Relaxed,
+        );
+        // The channel has room for every batch.
+        let _ = tx.try_send(Page { id: batch.id, records: batch.records });
+    }
+    rx
+}
+
 /// How a batch's processing ended.
 pub(crate) enum BatchEnd {
     Complete,
@@ -252,16 +269,7 @@ impl FlowRunner {
         }
         let (run_id, mut info) = self.start_run("resume").await?;
         let tally = Arc::new(Tally::default());
-        let (tx, rx) = mpsc::channel::<Page>(pending.len());
-        for batch in pending {
-            tally.records_in.fetch_add(
-                batch.records.iter().filter(|(_, r)| !r.status.is_terminal()).count() as u64,
-                Ordering::Relaxed,
-            );
-            // The channel has room for every batch.
-            let _ = tx.try_send(Page { id: batch.id, records: batch.records });
-        }
-        drop(tx);
+        let rx = pending_pages(pending, &tally);
         let end = pipeline::consume(&self.inner, run_id, rx, &tally).await?;
         info.counts = tally.counts();
         self.finish_run(run_id, &mut info, end, None).await?;

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::EngineError;
 use crate::pipeline::{self, Page};
-use crate::runner::{BatchEnd, FlowRunner, RunSummary, Tally, TriggerInput, now_ms};
+use crate::runner::{BatchEnd, FlowRunner, RunSummary, Tally, TriggerInput, now_ms, pending_pages};
 
 /// Why a delivery could not get a place in the intake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -308,15 +308,7 @@ impl WebhookConsumer {
             .collect();
         let work = async {
             if !leftover.is_empty() {
-                let (tx, old) = mpsc::channel::<Page>(leftover.len());
-                for batch in leftover {
-                    tally.records_in.fetch_add(
-                        batch.records.iter().filter(|(_, r)| !r.status.is_terminal()).count() as u64,
-                        Ordering::Relaxed,
-                    );
-                    let _ = tx.try_send(Page { id: batch.id, records: batch.records });
-                }
-                drop(tx);
+                let old = pending_pages(leftover, &tally);
                 if let BatchEnd::Interrupted = pipeline::consume(inner, run_id, old, &tally).await? {
                     return Ok(BatchEnd::Interrupted);
                 }

@@ -13,8 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::StoreError;
 use crate::model::{BatchMeta, RecordState};
-use crate::store::{Store, bump_next_id, decode, encode};
-use crate::tables::{BATCHES, RECORDS};
+use crate::store::{Store, bump_next_id, decode, encode, insert_batch};
 
 /// token hash (hex) → `ApiToken`.
 const API_TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_tokens");
@@ -103,12 +102,7 @@ impl Store {
                 }
                 table.insert((flow.as_str(), d.as_str()), now)?;
             }
-            txn.open_table(BATCHES)?.insert((flow.as_str(), id), meta_bytes.as_slice())?;
-            let mut table = txn.open_table(RECORDS)?;
-            for (seq, bytes) in encoded.iter().enumerate() {
-                table.insert((flow.as_str(), id, seq as u64), bytes.as_slice())?;
-            }
-            bump_next_id(txn, id + 1)
+            insert_batch(txn, &flow, id, &meta_bytes, &encoded)
         })
         .await?;
         Ok(if duplicate.load(Ordering::Relaxed) { Delivery::Duplicate } else { Delivery::Stored(id) })

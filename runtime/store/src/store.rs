@@ -53,6 +53,22 @@ pub(crate) fn bump_next_id(txn: &WriteTransaction, next: u64) -> Result<(), Stor
     Ok(())
 }
 
+/// Inserts a new batch (its metadata and records, sequence numbers 0..n) inside `txn`.
+pub(crate) fn insert_batch(
+    txn: &WriteTransaction,
+    flow: &str,
+    id: u64,
+    meta: &[u8],
+    records: &[Vec<u8>],
+) -> Result<(), StoreError> {
+    txn.open_table(BATCHES)?.insert((flow, id), meta)?;
+    let mut table = txn.open_table(RECORDS)?;
+    for (seq, bytes) in records.iter().enumerate() {
+        table.insert((flow, id, seq as u64), bytes.as_slice())?;
+    }
+    bump_next_id(txn, id + 1)
+}
+
 /// Completes one batch inside `txn` (see [`Store::complete_batches`]): deletes it with its
 /// records (sequence numbers below `records`, or all when 0) and commits its cursor.
 fn complete_in(txn: &WriteTransaction, flow: &str, batch: u64, records: u64) -> Result<(), StoreError> {
@@ -185,15 +201,7 @@ impl Store {
         let flow = flow.to_string();
         let meta_bytes = encode(&meta)?;
         let encoded: Vec<Vec<u8>> = records.iter().map(encode).collect::<Result<_, _>>()?;
-        self.write(move |txn| {
-            txn.open_table(BATCHES)?.insert((flow.as_str(), id), meta_bytes.as_slice())?;
-            let mut table = txn.open_table(RECORDS)?;
-            for (seq, bytes) in encoded.iter().enumerate() {
-                table.insert((flow.as_str(), id, seq as u64), bytes.as_slice())?;
-            }
-            bump_next_id(txn, id + 1)
-        })
-        .await?;
+        self.write(move |txn| insert_batch(txn, &flow, id, &meta_bytes, &encoded)).await?;
         Ok(id)
     }
 
