@@ -22,6 +22,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// qiao (桥): a low-code integration runtime with sandboxed WebAssembly connectors.
 #[derive(Debug, Parser)]
 #[command(name = "qiao", version, about)]
