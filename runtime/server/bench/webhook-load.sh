@@ -73,6 +73,7 @@ QPID=$!
 for _ in $(seq 1 200); do curl -sf "http://$LISTEN/readyz" >/dev/null && break; sleep 0.1; done
 (while kill -0 $QPID 2>/dev/null; do awk '/VmRSS/ {print $2}' /proc/$QPID/status; sleep 2; done) > "$WORK/rss.txt" &
 
+(sleep 15; curl -s "http://$LISTEN/metrics" | grep -E "qiao_store_commit" > "$WORK/metrics15.txt" || true; sleep 1; curl -s "http://$LISTEN/metrics" | grep -E "qiao_store_commit" > "$WORK/metrics16.txt" || true) &
 wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -s "$WORK/post.lua" "http://$LISTEN/hooks/worklogs/jira" | tee "$WORK/wrk.txt"
 TOTAL=$(awk '/requests in/ {print $1}' "$WORK/wrk.txt")
 NON2XX=$(awk '/Non-2xx/ {print $NF}' "$WORK/wrk.txt"); NON2XX=${NON2XX:-0}

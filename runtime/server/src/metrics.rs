@@ -7,7 +7,8 @@
 //! `qiao_records_in_total{flow}`, `qiao_connector_call_seconds{flow,connection,operation}`
 //! (histogram), `qiao_connector_errors_total{flow,connection,operation,class}`,
 //! `qiao_webhook_requests_total{flow,status}`, `qiao_intake_queue_depth{flow}`,
-//! `qiao_dead_letters{flow}`.
+//! `qiao_dead_letters{flow}`; the state store's group commits: `qiao_store_commits_total`,
+//! `qiao_store_commit_writes` (writes per commit) and `qiao_store_commit_seconds`.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
@@ -30,6 +31,11 @@ pub(crate) fn handle() -> Option<PrometheusHandle> {
                 [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
             let recorder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &buckets)
+                .ok()?
+                .set_buckets_for_metric(
+                    Matcher::Full("qiao_store_commit_writes".into()),
+                    &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0],
+                )
                 .ok()?
                 .build_recorder();
             let handle = recorder.handle();

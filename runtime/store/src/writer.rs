@@ -5,6 +5,9 @@
 //! `Durability::Immediate` (one fsync), then acknowledges each. Writes that arrive while a
 //! commit syncs form the next group, so throughput grows with concurrency instead of being
 //! capped at one fsync per write.
+//!
+//! Metrics: `qiao_store_commits_total`, `qiao_store_commit_writes` (writes per commit,
+//! histogram) and `qiao_store_commit_seconds` (apply + commit + fsync, histogram).
 
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -23,6 +26,8 @@ struct Job {
 }
 
 const MAX_GROUP: usize = 4096;
+/// How long a commit waits for more writes when others are already queued behind it.
+const COMMIT_DELAY: std::time::Duration = std::time::Duration::from_micros(1000);
 
 pub(crate) struct Writer {
     tx: Option<mpsc::Sender<Job>>,
@@ -60,13 +65,21 @@ impl Drop for Writer {
 fn run(db: &Database, rx: &mpsc::Receiver<Job>) {
     while let Ok(first) = rx.recv() {
         let mut group = vec![first];
-        while group.len() < MAX_GROUP {
-            match rx.try_recv() {
-                Ok(job) => group.push(job),
-                Err(_) => break,
+        take_queued(rx, &mut group);
+        if group.len() > 1 {
+            // Writers are queueing up: linger briefly so this commit carries more of them.
+            // Each commit costs a fixed ~0.5 ms of CPU (dirty B-tree paths, checksums, page
+            // writes, fsync), so under load fewer, larger commits free CPU for the writers.
+            let deadline = std::time::Instant::now() + COMMIT_DELAY;
+            while group.len() < MAX_GROUP {
+                match rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+                    Ok(job) => group.push(job),
+                    Err(_) => break,
+                }
             }
         }
         let (ops, acks): (Vec<Op>, Vec<_>) = group.into_iter().map(|j| (j.op, j.done)).unzip();
+        let started = std::time::Instant::now();
         let result = (|| -> Result<(), StoreError> {
             let txn = db.begin_write()?;
             for op in ops {
@@ -75,11 +88,26 @@ fn run(db: &Database, rx: &mpsc::Receiver<Job>) {
             txn.commit()?;
             Ok(())
         })();
+        // Looked up per commit, not cached: the store opens before a server installs its
+        // recorder, and a handle taken earlier would record nowhere.
+        metrics::counter!("qiao_store_commits_total").increment(1);
+        metrics::histogram!("qiao_store_commit_writes").record(acks.len() as f64);
+        metrics::histogram!("qiao_store_commit_seconds").record(started.elapsed().as_secs_f64());
         if let Err(e) = &result {
             tracing::error!(error = %e, writes = acks.len(), "state store commit failed; the writes of this group are not stored");
         }
         for ack in acks {
             let _ = ack.send(result.clone());
+        }
+    }
+}
+
+/// Moves every write already queued into `group`, up to `MAX_GROUP`.
+fn take_queued(rx: &mpsc::Receiver<Job>, group: &mut Vec<Job>) {
+    while group.len() < MAX_GROUP {
+        match rx.try_recv() {
+            Ok(job) => group.push(job),
+            Err(_) => break,
         }
     }
 }
