@@ -10,10 +10,10 @@ use std::time::Instant;
 use anyhow::Result;
 use axum::extract::{Query, State};
 use axum::routing::{get, post};
-use qiao_engine::{FlowRunner, TriggerInput};
+use qiao_engine::{FlowRunner, RunnerOptions, TriggerInput};
 use qiao_flow::MemorySecrets;
 use qiao_host::Connector;
-use qiao_store::{RunStatus, Store};
+use qiao_store::{RecordStatus, RunStatus, Store};
 use serde_json::{Value, json};
 
 use crate::common::serve;
@@ -200,6 +200,34 @@ async fn partial_failure_finishes_retries_and_dead_letters_each_item_on_its_own(
 
     assert!(store.pending_batches("bulk-costs")?.is_empty(), "every page completed");
     assert!(store.cursor("bulk-costs")?.is_some());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_bulk_run_keeps_every_failure_and_a_bounded_number_of_other_outcomes() -> Result<()> {
+    // 100 records in one bulk group, three rejected for good; the history keeps at most 10
+    // outcomes that are not failures (the group's members end in one write).
+    let sink = Sink { records: 100, reject: Arc::new(ids([7, 42, 99].into_iter())), ..Sink::default() };
+    let addr = sink_server(sink.clone()).await?;
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path())?;
+    let http = http_connector().await?;
+    let catalog = qiao_flow::StaticCatalog::new(vec![http.info().clone()]);
+    let plan = qiao_flow::load("bulk.yaml", &flow(addr, "{ size: 100 }", ""), &catalog, &MemorySecrets::new())
+        .map_err(|d| anyhow::anyhow!("{d}"))?;
+    let options = RunnerOptions { max_outcomes_per_run: 10, ..RunnerOptions::default() };
+    let h = http.clone();
+    let runner = FlowRunner::new(plan, move |_| Some(h.clone()), store.clone(), options)?;
+
+    let run = runner.fire(TriggerInput::Poll).await?;
+    let c = run.info.counts;
+    assert_eq!((c.records_in, c.records_out, c.failed), (100, 97, 3), "{c:?}");
+    assert_eq!(c.outcomes_omitted, 87, "97 done, 10 kept");
+    let (_, outcomes) = store.get_run(run.run_id)?;
+    assert_eq!(outcomes.len(), 13, "{outcomes:?}");
+    let failed = outcomes.iter().filter(|o| o.status == RecordStatus::DeadLettered).count();
+    assert_eq!(failed, 3, "every failure is kept");
+    assert_eq!(sink.booked().len(), 97, "the bound limits the history, not the work");
     Ok(())
 }
 

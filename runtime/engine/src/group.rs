@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use crate::keys::idempotency_key;
 use crate::record::{StepFailure, describe, notify_failure};
 use crate::retry::backoff;
-use crate::runner::{Inner, now_ms};
+use crate::runner::{Inner, Tally, now_ms};
 
 /// A record waiting in (or travelling with) a group.
 pub(crate) struct Member {
@@ -59,6 +59,7 @@ pub(crate) async fn process(
     rt: &Inner,
     run_id: RunId,
     members: Vec<Member>,
+    tally: &Tally,
 ) -> Result<GroupOutcome, StoreError> {
     let mut out = GroupOutcome::default();
     let Some((batch_at, _)) = rt.plan.batch_step() else {
@@ -84,7 +85,7 @@ pub(crate) async fn process(
             out.interrupted = true;
             continue;
         }
-        run(rt, run_id, batch_at, w, &mut stack, &mut out).await?;
+        run(rt, run_id, batch_at, w, &mut stack, &mut out, tally).await?;
     }
     Ok(out)
 }
@@ -117,6 +118,7 @@ async fn run(
     w: Work,
     stack: &mut Vec<Work>,
     out: &mut GroupOutcome,
+    tally: &Tally,
 ) -> Result<(), StoreError> {
     let flow = rt.plan.id.as_str();
     let mut members = w.members;
@@ -143,7 +145,7 @@ async fn run(
             StepKind::Filter(expr) => match expr.is_true(&ctx) {
                 Ok(true) => {}
                 Ok(false) => {
-                    return finish(rt, run_id, members, RecordStatus::Filtered, Some(step), out).await;
+                    return finish(rt, run_id, members, RecordStatus::Filtered, Some(step), out, tally).await;
                 }
                 Err(e) => return fail_all(rt, run_id, members, step, StepFailure::eval(e), out).await,
             },
@@ -290,7 +292,7 @@ async fn run(
         }
         j += 1;
     }
-    finish(rt, run_id, members, RecordStatus::Done, None, out).await
+    finish(rt, run_id, members, RecordStatus::Done, None, out, tally).await
 }
 
 /// Whether a failed call (or item) is retried, and after how long: `transient` and
@@ -346,7 +348,8 @@ async fn advance(
     Ok(())
 }
 
-/// Ends `members` with a terminal `status`, in one transaction.
+/// Ends `members` with a terminal `status`, in one transaction. Their outcomes go into the run
+/// history within the run's `max_outcomes_per_run` (see `Tally::keep_outcome`).
 async fn finish(
     rt: &Inner,
     run_id: RunId,
@@ -354,8 +357,10 @@ async fn finish(
     status: RecordStatus,
     step: Option<&StepPlan>,
     out: &mut GroupOutcome,
+    tally: &Tally,
 ) -> Result<(), StoreError> {
     let at_ms = now_ms();
+    let limit = rt.options.max_outcomes_per_run;
     let writes = members
         .iter()
         .map(|m| {
@@ -371,7 +376,7 @@ async fn finish(
                 batch: m.page,
                 seq: m.seq,
                 state: terminal_state(&m.state, status),
-                outcome: Some((run_id, outcome)),
+                outcome: tally.keep_outcome(status, limit).then_some((run_id, outcome)),
                 dead_letter: None,
             }
         })

@@ -128,7 +128,8 @@ pub(crate) async fn consume(
         while running.len() < concurrency && !interrupted {
             if let Some(members) = collector.as_mut().and_then(|c| c.full.pop_front()) {
                 let rt = inner.clone();
-                running.spawn(async move { group::process(&rt, run_id, members).await.map(Done::Group) });
+                let tally = tally.clone();
+                running.spawn(async move { group::process(&rt, run_id, members, &tally).await.map(Done::Group) });
                 continue;
             }
             let Some((page, seq, mut state)) = ready.pop_front() else { break };

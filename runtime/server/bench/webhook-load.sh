@@ -9,13 +9,18 @@
 # Needs: wrk (apt-get install wrk), the http connector built to $TARGET/connectors/http.wasm,
 # and release builds of qiao and the sink:
 #   cargo build --release -p qiao && cargo build --release -p qiao-server --example bench_sink
+#
+# QIAO_BIN=<path> runs another qiao binary; WRAP="<cmd>" runs it under a wrapper, e.g. a heap
+# profile (heaptrack sees only the system allocator, so build that qiao with
+# --no-default-features):  QIAO_BIN=/tmp/qiao-glibc WRAP="heaptrack -o /tmp/serve" ... 120 50
+# KEEP=1 keeps the work directory (serve.log, rss.txt, the store-commit metrics at 15 s).
 set -euo pipefail
 DURATION=${1:-30}
 CONNS=${2:-50}
 ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 case "$TARGET" in /*) ;; *) TARGET=$ROOT/$TARGET ;; esac
-QIAO=$TARGET/release/qiao
+QIAO=${QIAO_BIN:-$TARGET/release/qiao}
 SINK=$TARGET/release/examples/bench_sink
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$WORK"' EXIT
@@ -67,9 +72,11 @@ print(f"payload {len(raw)} bytes")
 PY
 
 "$SINK" "$SINK_ADDR" & 
-"$QIAO" --state "$WORK/state" serve --flows "$WORK/flows" --listen "$LISTEN" --connectors "$WORK/connectors" \
+${WRAP:-} "$QIAO" --state "$WORK/state" serve --flows "$WORK/flows" --listen "$LISTEN" --connectors "$WORK/connectors" \
   --allow-private --reload-every 0 --intake-capacity 4096 2> "$WORK/serve.log" &
 QPID=$!
+WPID=$QPID
+[ -z "${WRAP:-}" ] || { sleep 3; QPID=$(pgrep -n -f "$QIAO --state $WORK/state"); }
 for _ in $(seq 1 200); do curl -sf "http://$LISTEN/readyz" >/dev/null && break; sleep 0.1; done
 (while kill -0 $QPID 2>/dev/null; do awk '/VmRSS/ {print $2}' /proc/$QPID/status; sleep 2; done) > "$WORK/rss.txt" &
 
@@ -84,7 +91,9 @@ done
 SINKN=$(curl -s "http://$SINK_ADDR/count")
 echo "requests $TOTAL, non-2xx $NON2XX, accepted $ACCEPTED, sink $SINKN"
 echo "rss_kib samples: $(tr '\n' ' ' < "$WORK/rss.txt")"
-kill -TERM $QPID; wait $QPID || true
+kill -TERM $QPID; wait $QPID 2>/dev/null || true
+while kill -0 $QPID 2>/dev/null; do sleep 0.2; done
+[ -z "${WRAP:-}" ] || wait $WPID || true
 # wrk does not count requests still in flight when it stops; those may have been accepted
 # too, so the sink may exceed wrk's count by up to the number of connections.
 if [ "$SINKN" -ge "$ACCEPTED" ] && [ "$SINKN" -le $((ACCEPTED + CONNS)) ]; then
