@@ -213,8 +213,9 @@ async fn a_bulk_run_keeps_every_failure_and_a_bounded_number_of_other_outcomes()
     let store = Store::open(dir.path())?;
     let http = http_connector().await?;
     let catalog = qiao_flow::StaticCatalog::new(vec![http.info().clone()]);
-    let plan = qiao_flow::load("bulk.yaml", &flow(addr, "{ size: 100 }", ""), &catalog, &MemorySecrets::new())
-        .map_err(|d| anyhow::anyhow!("{d}"))?;
+    let plan =
+        qiao_flow::load("bulk.yaml", &flow(addr, "{ size: 100 }", ""), &catalog, &MemorySecrets::new())
+            .map_err(|d| anyhow::anyhow!("{d}"))?;
     let options = RunnerOptions { max_outcomes_per_run: 10, ..RunnerOptions::default() };
     let h = http.clone();
     let runner = FlowRunner::new(plan, move |_| Some(h.clone()), store.clone(), options)?;

@@ -129,7 +129,9 @@ pub(crate) async fn consume(
             if let Some(members) = collector.as_mut().and_then(|c| c.full.pop_front()) {
                 let rt = inner.clone();
                 let tally = tally.clone();
-                running.spawn(async move { group::process(&rt, run_id, members, &tally).await.map(Done::Group) });
+                running.spawn(
+                    async move { group::process(&rt, run_id, members, &tally).await.map(Done::Group) },
+                );
                 continue;
             }
             let Some((page, seq, mut state)) = ready.pop_front() else { break };
