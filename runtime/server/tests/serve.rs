@@ -573,6 +573,10 @@ async fn health_metrics_and_invalid_flows_are_reported() {
     assert!(text.contains("qiao_webhook_requests_total{flow=\"orders\",status=\"202\"}"), "{text}");
     assert!(text.contains("qiao_intake_queue_depth{flow=\"orders\"}"), "{text}");
     assert!(text.contains("qiao_dead_letters{flow=\"orders\"} 0"), "{text}");
+    // The store's group commits: the accepted delivery's write among them.
+    assert!(text.contains("qiao_store_commits_total "), "{text}");
+    assert!(text.contains("qiao_store_commit_writes_bucket{le=\"1\"}"), "{text}");
+    assert!(text.contains("qiao_store_commit_seconds_count "), "{text}");
     let viewer = qiao_server::create_token(&h.store, "v", Role::Viewer).await.unwrap().0;
     let (s, flows) = h.api("GET", "/api/v1/flows", Some(&viewer), None).await;
     assert_eq!(s, 200);
