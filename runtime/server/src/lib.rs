@@ -1,6 +1,6 @@
 //! `qiao serve`: runs every flow of a folder behind one HTTP server.
 //!
-//! - **Flows** (`flows.rs`): every valid flow file in the folder runs; invalid ones are
+//! - **Flows** (`flows.rs`, tasks in `flows/tasks.rs`): every valid flow file in the folder runs; invalid ones are
 //!   reported and skipped. Webhook flows get a bounded intake and a long-running consumer
 //!   (`qiao_engine::Intake`); poll, schedule and manual flows run under
 //!   `FlowRunner::serve`. Flows reload when their files change (or on request) without
