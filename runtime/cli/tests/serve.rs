@@ -137,7 +137,9 @@ steps:
     .unwrap();
     let connectors = connectors_dir(tmp.path());
     let listen = free_port();
-    let client = reqwest::Client::new();
+    // A bounded request time: a request caught by the stop must end in an error, not hang
+    // the test (a fresh-clone CI run once hung here with no socket left open).
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
     let mut child = spawn_serve(tmp.path(), &connectors, listen);
     wait_ready(&client, listen).await;
 
@@ -175,7 +177,10 @@ steps:
     let status = tokio::task::spawn_blocking(move || wait_exit(&mut child)).await.unwrap();
     assert!(status.success(), "graceful stop exits 0, got {status}");
     for s in senders {
-        s.await.unwrap();
+        tokio::time::timeout(Duration::from_secs(60), s)
+            .await
+            .expect("a sender hung after the server stopped")
+            .unwrap();
     }
     let accepted = accepted.lock().unwrap().clone();
     let before_restart = sink.0.lock().unwrap().len();
