@@ -74,9 +74,21 @@ pub fn flow_runner(
     store: &Store,
     secrets: &dyn SecretSource,
 ) -> Result<FlowRunner> {
+    flow_runner_with(file, yaml, connector, store, secrets, RunnerOptions::default())
+}
+
+/// [`flow_runner`] with runner `options`.
+pub fn flow_runner_with(
+    file: &str,
+    yaml: &str,
+    connector: &Connector,
+    store: &Store,
+    secrets: &dyn SecretSource,
+    options: RunnerOptions,
+) -> Result<FlowRunner> {
     let catalog = StaticCatalog::new(vec![connector.info().clone()]);
     let plan = qiao_flow::load(file, yaml, &catalog, secrets)
         .map_err(|d| anyhow::anyhow!("flow does not load:\n{d}"))?;
     let c = connector.clone();
-    Ok(FlowRunner::new(plan, move |_| Some(c.clone()), store.clone(), RunnerOptions::default())?)
+    Ok(FlowRunner::new(plan, move |_| Some(c.clone()), store.clone(), options)?)
 }

@@ -363,12 +363,15 @@ async fn run_history_keeps_failures_and_a_bounded_number_of_other_outcomes() -> 
     let dir = tempfile::tempdir()?;
     let store = Store::open(dir.path())?;
     let http = http_connector().await?;
-    let catalog = StaticCatalog::new(vec![http.info().clone()]);
-    let plan = qiao_flow::load("worklogs.yaml", &flow_yaml(addr), &catalog, &MemorySecrets::new())
-        .map_err(|d| anyhow::anyhow!("{d}"))?;
     let options = RunnerOptions { max_outcomes_per_run: 10, ..RunnerOptions::default() };
-    let h = http.clone();
-    let runner = FlowRunner::new(plan, move |_| Some(h.clone()), store.clone(), options)?;
+    let runner = crate::common::flow_runner_with(
+        "worklogs.yaml",
+        &flow_yaml(addr),
+        &http,
+        &store,
+        &MemorySecrets::new(),
+        options,
+    )?;
 
     let run = runner.fire(TriggerInput::Poll).await?;
     let c = run.info.counts;
