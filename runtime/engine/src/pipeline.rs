@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use qiao_flow::{BatchPlan, EvalContext, OnError};
-use qiao_store::{Completion, RecordOutcome, RecordState, RecordStatus, RecordWrite, RunId, StoreError};
+use qiao_store::{
+    Completion, EncodedRecord, RecordOutcome, RecordState, RecordStatus, RecordWrite, RunId, StoreError,
+};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
@@ -25,7 +27,26 @@ use crate::runner::{BatchEnd, Inner, Tally};
 /// A stored batch handed to the consumer.
 pub(crate) struct Page {
     pub id: u64,
-    pub records: Vec<(u64, RecordState)>,
+    pub records: PageRecords,
+}
+
+/// A page's records: decoded with their sequence numbers (a poll page, a resumed batch), or
+/// still in their stored form, numbered from 0 (a webhook delivery waiting in the intake, so
+/// a full intake holds bytes rather than JSON trees). Decoded when the consumer takes them.
+pub(crate) enum PageRecords {
+    Decoded(Vec<(u64, RecordState)>),
+    Encoded(Vec<EncodedRecord>),
+}
+
+impl PageRecords {
+    fn decode(self) -> Result<Vec<(u64, RecordState)>, StoreError> {
+        match self {
+            PageRecords::Decoded(records) => Ok(records),
+            PageRecords::Encoded(records) => {
+                records.iter().enumerate().map(|(seq, r)| Ok((seq as u64, r.decode()?))).collect()
+            }
+        }
+    }
 }
 
 /// What a finished task reports.
@@ -211,8 +232,9 @@ pub(crate) async fn consume(
         tokio::select! {
             page = pages.recv(), if input_open && ready.is_empty() && !interrupted => match page {
                 Some(p) => {
-                    let next = p.records.iter().map(|(s, _)| s + 1).max().unwrap_or(0);
-                    let pending: Vec<_> = p.records.into_iter().filter(|(_, r)| !r.status.is_terminal()).collect();
+                    let records = p.records.decode()?;
+                    let next = records.iter().map(|(s, _)| s + 1).max().unwrap_or(0);
+                    let pending: Vec<_> = records.into_iter().filter(|(_, r)| !r.status.is_terminal()).collect();
                     open_pages.push_back(OpenPage {
                         id: p.id,
                         open: pending.len(),

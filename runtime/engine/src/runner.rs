@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::EngineError;
 use crate::keys::record_key;
 use crate::meters::{CallMeter, Meters, call_meters};
-use crate::pipeline::{self, Page};
+use crate::pipeline::{self, Page, PageRecords};
 use crate::retry::backoff;
 
 /// Milliseconds since the Unix epoch.
@@ -176,7 +176,7 @@ pub(crate) fn pending_pages(batches: Vec<PendingBatch>, tally: &Tally) -> mpsc::
             Ordering::Relaxed,
         );
         // The channel has room for every batch.
-        let _ = tx.try_send(Page { id: batch.id, records: batch.records });
+        let _ = tx.try_send(Page { id: batch.id, records: PageRecords::Decoded(batch.records) });
     }
     rx
 }
@@ -447,7 +447,7 @@ impl FlowRunner {
         tally.records_in.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel::<Page>(1);
         let records = states.into_iter().enumerate().map(|(i, s)| (i as u64, s)).collect();
-        let _ = tx.try_send(Page { id: batch, records });
+        let _ = tx.try_send(Page { id: batch, records: PageRecords::Decoded(records) });
         drop(tx);
         pipeline::consume(&self.inner, run_id, rx, tally).await
     }
@@ -490,7 +490,7 @@ impl FlowRunner {
                 let id = self.inner.store.enqueue_batch(self.flow(), meta, &states).await?;
                 tally.records_in.fetch_add(states.len() as u64, Ordering::Relaxed);
                 let records = states.into_iter().enumerate().map(|(i, s)| (i as u64, s)).collect();
-                if tx.send(Page { id, records }).await.is_err() {
+                if tx.send(Page { id, records: PageRecords::Decoded(records) }).await.is_err() {
                     return Ok(None);
                 }
                 if batch.next_cursor.is_some() {

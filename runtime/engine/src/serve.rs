@@ -21,12 +21,12 @@ use std::time::Duration;
 use qiao_contract::{SourceRecord, WebhookResult};
 use qiao_flow::TriggerPlan;
 use qiao_host::CallError;
-use qiao_store::{BatchMeta, Delivery, RunId, RunInfo, RunStatus};
+use qiao_store::{BatchMeta, Delivery, EncodedRecord, RunId, RunInfo, RunStatus};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::EngineError;
-use crate::pipeline::{self, Page};
+use crate::pipeline::{self, Page, PageRecords};
 use crate::runner::{BatchEnd, FlowRunner, RunSummary, Tally, TriggerInput, now_ms, pending_pages};
 
 /// Why a delivery could not get a place in the intake.
@@ -113,7 +113,7 @@ impl Intake {
             found.records.iter().filter(|(_, r)| !r.status.is_terminal()).count() as u64,
             Ordering::Relaxed,
         );
-        let _ = permit.send(Page { id: found.id, records: found.records });
+        let _ = permit.send(Page { id: found.id, records: PageRecords::Decoded(found.records) });
         Ok(true)
     }
 }
@@ -127,17 +127,18 @@ impl IntakePermit {
         records: Vec<SourceRecord>,
     ) -> Result<Delivered, EngineError> {
         let runner = &self.intake.runner;
-        let states = runner.states(records);
+        // Encoded once, here: the store writes these bytes and the intake holds them.
+        let encoded =
+            runner.states(records).iter().map(EncodedRecord::encode).collect::<Result<Vec<_>, _>>()?;
         let meta = BatchMeta { run_id: self.intake.run_id, next_cursor: None, created_ms: now_ms() };
-        match runner.inner.store.enqueue_delivery(runner.flow(), delivery, meta, &states).await? {
+        match runner.inner.store.enqueue_delivery(runner.flow(), delivery, meta, &encoded).await? {
             Delivery::Duplicate => Ok(Delivered::Duplicate),
             Delivery::Stored(id) => {
-                self.intake.tally.records_in.fetch_add(states.len() as u64, Ordering::Relaxed);
+                self.intake.tally.records_in.fetch_add(encoded.len() as u64, Ordering::Relaxed);
                 metrics::counter!("qiao_records_in_total", "flow" => runner.flow().to_string())
-                    .increment(states.len() as u64);
-                let records = states.into_iter().enumerate().map(|(i, s)| (i as u64, s)).collect();
+                    .increment(encoded.len() as u64);
                 // If the consumer is gone the batch stays in the store and resumes next start.
-                let _ = self.permit.send(Page { id, records });
+                let _ = self.permit.send(Page { id, records: PageRecords::Encoded(encoded) });
                 Ok(Delivered::Accepted { batch: id })
             }
         }

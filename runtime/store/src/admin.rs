@@ -12,7 +12,7 @@ use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use crate::StoreError;
-use crate::model::{BatchMeta, RecordState};
+use crate::model::{BatchMeta, EncodedRecord};
 use crate::store::{Store, bump_next_id, decode, encode, insert_batch};
 
 /// token hash (hex) → `ApiToken`.
@@ -82,14 +82,14 @@ impl Store {
         flow: &str,
         delivery: Option<&str>,
         meta: BatchMeta,
-        records: &[RecordState],
+        records: &[EncodedRecord],
     ) -> Result<Delivery, StoreError> {
         let id = self.allocate(1);
         let flow = flow.to_string();
         let delivery = delivery.map(str::to_string);
         let now = meta.created_ms;
         let meta_bytes = encode(&meta)?;
-        let encoded: Vec<Vec<u8>> = records.iter().map(encode).collect::<Result<_, _>>()?;
+        let encoded = records.to_vec();
         let duplicate = Arc::new(AtomicBool::new(false));
         let seen = duplicate.clone();
         self.write(move |txn| {
@@ -269,7 +269,7 @@ impl Store {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::model::RecordStatus;
+    use crate::model::{RecordState, RecordStatus};
     use serde_json::json;
 
     fn rec() -> RecordState {
@@ -291,7 +291,7 @@ mod tests {
             let store = store.clone();
             tasks.spawn(async move {
                 let meta = BatchMeta { run_id: 1, next_cursor: None, created_ms: 10 };
-                store.enqueue_delivery("f", Some("d-1"), meta, &[rec()]).await
+                store.enqueue_delivery("f", Some("d-1"), meta, &[EncodedRecord::encode(&rec())?]).await
             });
         }
         let mut stored = 0;
@@ -304,11 +304,11 @@ mod tests {
         assert_eq!(store.pending_batches("f")?.len(), 1);
         let meta = BatchMeta { run_id: 1, next_cursor: None, created_ms: 10 };
         assert!(matches!(
-            store.enqueue_delivery("f", None, meta.clone(), &[rec()]).await?,
+            store.enqueue_delivery("f", None, meta.clone(), &[EncodedRecord::encode(&rec())?]).await?,
             Delivery::Stored(_)
         ));
         assert!(matches!(
-            store.enqueue_delivery("g", Some("d-1"), meta, &[rec()]).await?,
+            store.enqueue_delivery("g", Some("d-1"), meta, &[EncodedRecord::encode(&rec())?]).await?,
             Delivery::Stored(_)
         ));
         assert_eq!(store.prune_deliveries(11).await?, 2);

@@ -19,8 +19,8 @@ mod writer;
 
 pub use admin::{ApiToken, AuditEntry, Delivery};
 pub use model::{
-    BatchMeta, Completion, DeadLetter, DeadLetterId, PendingBatch, RecordOutcome, RecordState, RecordStatus,
-    RecordWrite, RunCounts, RunId, RunInfo, RunStatus,
+    BatchMeta, Completion, DeadLetter, DeadLetterId, EncodedRecord, PendingBatch, RecordOutcome, RecordState,
+    RecordStatus, RecordWrite, RunCounts, RunId, RunInfo, RunStatus,
 };
 pub use store::Store;
 

@@ -2,9 +2,13 @@
 //! fields (`#[serde(default)]`) without a migration.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::StoreError;
+use crate::store::{decode, encode};
 
 /// A run's id: monotonic across the store.
 pub type RunId = u64;
@@ -50,6 +54,40 @@ pub struct RecordState {
     pub outputs: BTreeMap<String, Value>,
     /// Where it stands.
     pub status: RecordStatus,
+}
+
+/// A [`RecordState`] in its stored form (its JSON bytes), cheap to clone. A webhook delivery's
+/// records are encoded once, then stored and queued for the consumer in this form, so a full
+/// intake holds compact bytes instead of parsed JSON trees.
+#[derive(Debug, Clone)]
+pub struct EncodedRecord(Arc<[u8]>);
+
+impl EncodedRecord {
+    /// Encodes a record's state.
+    pub fn encode(state: &RecordState) -> Result<Self, StoreError> {
+        Ok(Self(encode(state)?.into()))
+    }
+
+    /// Decodes it back.
+    pub fn decode(&self) -> Result<RecordState, StoreError> {
+        decode("record", &self.0)
+    }
+
+    /// Its size in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether it has no bytes (never, for an encoded state).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl AsRef<[u8]> for EncodedRecord {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
 }
 
 /// One record write of [`crate::Store::save_records`]: its state, and when terminal its outcome

@@ -59,12 +59,12 @@ pub(crate) fn insert_batch(
     flow: &str,
     id: u64,
     meta: &[u8],
-    records: &[Vec<u8>],
+    records: &[impl AsRef<[u8]>],
 ) -> Result<(), StoreError> {
     txn.open_table(BATCHES)?.insert((flow, id), meta)?;
     let mut table = txn.open_table(RECORDS)?;
     for (seq, bytes) in records.iter().enumerate() {
-        table.insert((flow, id, seq as u64), bytes.as_slice())?;
+        table.insert((flow, id, seq as u64), bytes.as_ref())?;
     }
     bump_next_id(txn, id + 1)
 }
