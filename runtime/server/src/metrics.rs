@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::header;
@@ -40,10 +41,29 @@ pub(crate) fn handle() -> Option<PrometheusHandle> {
                 .build_recorder();
             let handle = recorder.handle();
             metrics::set_global_recorder(recorder).ok()?;
+            start_upkeep(handle.clone());
             Some(handle)
         })
         .clone()
 }
+
+/// Drains recorded histogram samples into their buckets every few seconds. The recorder keeps
+/// every sample until then, so without it memory grows with the request count between
+/// scrapes (and without bound when nothing scrapes `/metrics`). A thread, not a task: the
+/// recorder is process-wide and outlives any one runtime.
+fn start_upkeep(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new().name("qiao-metrics".into()).spawn(move || {
+        loop {
+            std::thread::sleep(UPKEEP_EVERY);
+            handle.run_upkeep();
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "metrics upkeep thread cannot start; histograms drain only when scraped");
+    }
+}
+
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
 pub(crate) async fn render(State(app): State<Arc<AppState>>) -> Response {
     for (flow, depth) in app.flows.queue_depths() {

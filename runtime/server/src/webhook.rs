@@ -70,12 +70,15 @@ async fn handle(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let response = match intake(&app, &flow, &rest, &uri, &headers, body).await {
+    let target = app.flows.webhook(&flow);
+    // Requests for unknown flows share one label, so a scanner cannot grow the metrics.
+    let known = !matches!(target, Target::Missing);
+    let response = match intake(&app, target, &flow, &rest, &uri, &headers, body).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
     let status = response.status();
-    let label = if matches!(app.flows.webhook(&flow), Target::Missing) { "-".to_string() } else { flow };
+    let label = if known { flow } else { "-".to_string() };
     metrics::counter!("qiao_webhook_requests_total", "flow" => label, "status" => status.as_u16().to_string())
         .increment(1);
     response
@@ -87,6 +90,7 @@ fn unavailable(retry: u64, message: &str) -> ApiError {
 
 async fn intake(
     app: &AppState,
+    target: Target,
     flow: &str,
     rest: &str,
     uri: &Uri,
@@ -94,7 +98,7 @@ async fn intake(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let retry = app.limits.retry_after_secs;
-    let intake = match app.flows.webhook(flow) {
+    let intake = match target {
         Target::Missing => return Err(ApiError::not_found(format!("no webhook flow {flow:?}"))),
         Target::Disabled => return Err(unavailable(retry, "the flow is disabled")),
         Target::Unavailable => return Err(unavailable(retry, "the flow is starting, reloading or stopping")),
