@@ -18,7 +18,12 @@ pub fn record_key(from_expr: Option<&Value>, record: &SourceRecord) -> String {
     if let Some(id) = record.id.as_deref().filter(|id| !id.is_empty()) {
         return id.to_string();
     }
-    let digest = Sha256::digest(record.data.to_string().as_bytes());
+    content_key(record.data.to_string().as_bytes())
+}
+
+/// The identity of a record known only by its content: `sha256:` + 16 hex digits of its JSON.
+pub fn content_key(json: &[u8]) -> String {
+    let digest = Sha256::digest(json);
     format!("sha256:{}", hex::encode(&digest[..8]))
 }
 

@@ -26,7 +26,7 @@ mod schedule;
 mod serve;
 
 pub use error::EngineError;
-pub use keys::{idempotency_key, record_key};
+pub use keys::{content_key, idempotency_key, record_key};
 pub use kv::StoreKv;
 pub use runner::{FlowRunner, RunSummary, RunnerOptions, TriggerInput};
 pub use serve::{Delivered, Intake, IntakeError, IntakePermit, WebhookConsumer, webhook_record};

@@ -21,11 +21,13 @@ use std::time::Duration;
 use qiao_contract::{SourceRecord, WebhookResult};
 use qiao_flow::TriggerPlan;
 use qiao_host::CallError;
-use qiao_store::{BatchMeta, Delivery, EncodedRecord, RunId, RunInfo, RunStatus};
+use qiao_store::{BatchMeta, Delivery, EncodedRecord, RunId, RunInfo, RunStatus, StoreError};
+use serde_json::value::RawValue;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::EngineError;
+use crate::keys::content_key;
 use crate::pipeline::{self, Page, PageRecords};
 use crate::runner::{BatchEnd, FlowRunner, RunSummary, Tally, TriggerInput, now_ms, pending_pages};
 
@@ -126,10 +128,44 @@ impl IntakePermit {
         delivery: Option<&str>,
         records: Vec<SourceRecord>,
     ) -> Result<Delivered, EngineError> {
-        let runner = &self.intake.runner;
         // Encoded once, here: the store writes these bytes and the intake holds them.
-        let encoded =
-            runner.states(records).iter().map(EncodedRecord::encode).collect::<Result<Vec<_>, _>>()?;
+        let encoded = self
+            .intake
+            .runner
+            .states(records)
+            .iter()
+            .map(EncodedRecord::encode)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.store_and_queue(delivery, encoded).await
+    }
+
+    /// Like [`Self::deliver`] for a JSON body that is one record ([`webhook_record`]), kept
+    /// as text from the request to the store: no JSON tree is built unless the flow's `key`
+    /// expression needs one. The record's key is the delivery id, else a hash of the body.
+    pub async fn deliver_json(
+        self,
+        delivery: Option<&str>,
+        body: &RawValue,
+    ) -> Result<Delivered, EngineError> {
+        if self.intake.runner.inner.plan.key.is_some() {
+            let data = serde_json::from_str(body.get())
+                .map_err(|e| StoreError::Decode { what: "webhook body", message: e.to_string() })?;
+            return self.deliver(delivery, vec![webhook_record(delivery, data)]).await;
+        }
+        let key = match delivery.filter(|d| !d.is_empty()) {
+            Some(id) => id.to_string(),
+            None => content_key(body.get().as_bytes()),
+        };
+        let encoded = vec![EncodedRecord::pending_raw(&key, body)?];
+        self.store_and_queue(delivery, encoded).await
+    }
+
+    async fn store_and_queue(
+        self,
+        delivery: Option<&str>,
+        encoded: Vec<EncodedRecord>,
+    ) -> Result<Delivered, EngineError> {
+        let runner = &self.intake.runner;
         let meta = BatchMeta { run_id: self.intake.run_id, next_cursor: None, created_ms: now_ms() };
         match runner.inner.store.enqueue_delivery(runner.flow(), delivery, meta, &encoded).await? {
             Delivery::Duplicate => Ok(Delivered::Duplicate),

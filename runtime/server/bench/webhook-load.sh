@@ -38,7 +38,7 @@ trigger:
   webhook: { path: /jira, secret: "\${secret.hook_secret}" }
 tables:
   cost_center: { PM: CC-1001, OPS: CC-2002 }
-concurrency: 64
+concurrency: ${CONCURRENCY:-64}
 steps:
   - id: to-cost
     map:

@@ -24,9 +24,10 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, Mac};
 use qiao_contract::ErrorClass;
-use qiao_engine::{Delivered, IntakeError, webhook_record};
+use qiao_engine::{Delivered, IntakeError};
 use qiao_flow::TriggerPlan;
 use serde_json::json;
+use serde_json::value::RawValue;
 use sha2::Sha256;
 
 use crate::app::AppState;
@@ -130,7 +131,7 @@ async fn intake(
     let delivery = delivery_id(headers, delivery_header.as_deref())?;
     let (records, reply) = match intake.runner().verify_webhook(&connector_headers(headers, uri), &body).await
     {
-        Some(Ok(result)) => (result.records, result.reply),
+        Some(Ok(result)) => (Some(result.records), result.reply),
         Some(Err(e)) => {
             let (status, code) = match e.class() {
                 ErrorClass::Unauthorized => (StatusCode::UNAUTHORIZED, "bad-signature"),
@@ -143,6 +144,15 @@ async fn intake(
             tracing::warn!(flow, class = %e.class(), "webhook delivery refused by the connector");
             return Err(ApiError::new(status, code, format!("delivery refused: {}", e.class())));
         }
+        // No connector decodes it: the JSON body is the record.
+        None => (None, None),
+    };
+    let delivered = match records {
+        Some(records) if records.is_empty() => None,
+        Some(records) => {
+            let n = records.len();
+            Some((n, permit.deliver(delivery.as_deref(), records).await))
+        }
         None => {
             if body.is_empty() {
                 return Err(ApiError::new(
@@ -151,23 +161,22 @@ async fn intake(
                     "the body is empty; a JSON body is expected",
                 ));
             }
-            let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+            // Checked, not parsed into a tree: the text goes to the store as it is.
+            let json: &RawValue = serde_json::from_slice(&body).map_err(|e| {
                 ApiError::new(StatusCode::BAD_REQUEST, "bad-body", format!("the body is not JSON: {e}"))
             })?;
-            (vec![webhook_record(delivery.as_deref(), value)], None)
+            Some((1, permit.deliver_json(delivery.as_deref(), json).await))
         }
     };
-    let receipt = if records.is_empty() {
-        json!({"accepted": true, "records": 0})
-    } else {
-        let n = records.len();
-        match permit.deliver(delivery.as_deref(), records).await {
-            Ok(Delivered::Accepted { batch }) => json!({"accepted": true, "records": n, "batch": batch}),
-            Ok(Delivered::Duplicate) => json!({"accepted": true, "duplicate": true}),
-            Err(e) => {
-                tracing::error!(flow, error = %e, "webhook delivery could not be stored");
-                return Err(unavailable(retry, "the delivery could not be stored"));
-            }
+    let receipt = match delivered {
+        None => json!({"accepted": true, "records": 0}),
+        Some((n, Ok(Delivered::Accepted { batch }))) => {
+            json!({"accepted": true, "records": n, "batch": batch})
+        }
+        Some((_, Ok(Delivered::Duplicate))) => json!({"accepted": true, "duplicate": true}),
+        Some((_, Err(e))) => {
+            tracing::error!(flow, error = %e, "webhook delivery could not be stored");
+            return Err(unavailable(retry, "the delivery could not be stored"));
         }
     };
     if let Some(reply) = reply {

@@ -638,6 +638,66 @@ async fn a_flow_can_name_its_delivery_id_header() {
     h.server.shutdown().await;
 }
 
+fn keyed_flow(sink: SocketAddr, flow: &str, key: &str) -> String {
+    format!(
+        r#"
+flow: {flow}
+connections:
+  sink: {{ connector: http, config: {{ base_url: "http://{sink}" }} }}
+trigger:
+  webhook: {{ path: /in, secret: "${{secret.hook_secret}}" }}
+{key}
+steps:
+  - id: send
+    action: {{ connection: sink, operation: request, input: {{ method: "'POST'", url: "'/sink'", json: record }} }}
+"#
+    )
+}
+
+/// The record keys of `flow`'s runs so far.
+fn outcome_keys(store: &Store, flow: &str) -> BTreeSet<String> {
+    let runs = store.list_runs(Some(flow), usize::MAX).unwrap();
+    runs.into_iter().flat_map(|(id, _)| store.get_run(id).unwrap().1).map(|o| o.key).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_record_keys_come_from_the_key_expression_the_delivery_id_or_the_body() {
+    let h = harness_with(quick_limits(), 0, true, |sink| {
+        vec![
+            ("keyed.yaml", keyed_flow(sink, "keyed", "key: record.ref")),
+            ("plain.yaml", keyed_flow(sink, "plain", "")),
+        ]
+    })
+    .await;
+    let post = |path: &'static str, body: Value, headers: Vec<(&'static str, &'static str)>| {
+        let h = &h;
+        async move {
+            let resp = h.hook_to(path, &body, &headers).await;
+            assert_eq!(resp.status(), 202, "{path} {body}");
+        }
+    };
+    // The key expression wins over the delivery id.
+    post("/hooks/keyed/in", json!({"id": "a", "ref": "PO-7"}), vec![("x-delivery-id", "d-1")]).await;
+    post("/hooks/plain/in", json!({"id": "b"}), vec![("x-delivery-id", "d-9")]).await;
+    let anonymous = json!({"id": "c", "text": "现场验收"});
+    post("/hooks/plain/in", anonymous.clone(), vec![]).await;
+    h.wait_sink(3).await;
+    let body_key = qiao_engine::content_key(&serde_json::to_vec(&anonymous).unwrap());
+    let expected_plain: BTreeSet<String> = ["d-9".to_string(), body_key].into();
+    for _ in 0..500 {
+        if outcome_keys(&h.store, "plain") == expected_plain && !outcome_keys(&h.store, "keyed").is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(outcome_keys(&h.store, "keyed"), BTreeSet::from(["PO-7".to_string()]));
+    assert_eq!(outcome_keys(&h.store, "plain"), expected_plain);
+    let mut ids = h.sink_ids();
+    ids.sort();
+    assert_eq!(ids, ["a", "b", "c"], "each record reached the sink with its body intact");
+    h.server.shutdown().await;
+}
+
 // ----- poll flows drain on reload -------------------------------------------------------------
 
 fn ledger_flow(sink: SocketAddr, version: u32) -> String {

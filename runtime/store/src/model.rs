@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::StoreError;
 use crate::store::{decode, encode};
@@ -66,6 +67,24 @@ impl EncodedRecord {
     /// Encodes a record's state.
     pub fn encode(state: &RecordState) -> Result<Self, StoreError> {
         Ok(Self(encode(state)?.into()))
+    }
+
+    /// A new record's pending state (step 0, no outputs) with `data` copied verbatim from JSON
+    /// text: what [`Self::encode`] stores for the parsed record, without building its tree
+    /// (a webhook body goes from the request to the store as text).
+    pub fn pending_raw(key: &str, data: &RawValue) -> Result<Self, StoreError> {
+        /// [`RecordState`]'s fields, in its serialized form.
+        #[derive(Serialize)]
+        struct Pending<'a> {
+            key: &'a str,
+            data: &'a RawValue,
+            next_step: usize,
+            outputs: BTreeMap<String, Value>,
+            status: RecordStatus,
+        }
+        let pending =
+            Pending { key, data, next_step: 0, outputs: BTreeMap::new(), status: RecordStatus::Pending };
+        Ok(Self(encode(&pending)?.into()))
     }
 
     /// Decodes it back.
@@ -235,4 +254,28 @@ pub struct RunInfo {
     /// Why it failed, for `Failed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_raw_pending_record_decodes_like_an_encoded_one() -> Result<(), Box<dyn std::error::Error>> {
+        let text = r#"{ "worklog": {"id": "100231", "hours": 3.5, "tags": ["现场", null]}, "ok": true }"#;
+        let raw: &RawValue = serde_json::from_str(text)?;
+        let decoded = EncodedRecord::pending_raw("WL-1", raw)?.decode()?;
+        let expected = RecordState {
+            key: "WL-1".into(),
+            data: serde_json::from_str(text)?,
+            next_step: 0,
+            outputs: BTreeMap::new(),
+            status: RecordStatus::Pending,
+        };
+        assert_eq!(decoded, expected);
+        assert_eq!(decoded.data["worklog"]["tags"], json!(["现场", null]));
+        assert_eq!(EncodedRecord::encode(&expected)?.decode()?, expected);
+        Ok(())
+    }
 }
