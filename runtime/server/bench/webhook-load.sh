@@ -14,6 +14,7 @@
 # profile (heaptrack sees only the system allocator, so build that qiao with
 # --no-default-features):  QIAO_BIN=/tmp/qiao-glibc WRAP="heaptrack -o /tmp/serve" ... 120 50
 # KEEP=1 keeps the work directory (serve.log, rss.txt, the store-commit metrics at 15 s).
+# CONCURRENCY=<n> sets the flow's concurrency (default 64).
 set -euo pipefail
 DURATION=${1:-30}
 CONNS=${2:-50}
