@@ -15,6 +15,7 @@
 
 mod error;
 mod group;
+mod json_body;
 mod keys;
 mod kv;
 mod meters;
@@ -26,6 +27,7 @@ mod schedule;
 mod serve;
 
 pub use error::EngineError;
+pub use json_body::JsonBody;
 pub use keys::{content_key, idempotency_key, record_key};
 pub use kv::StoreKv;
 pub use runner::{FlowRunner, RunSummary, RunnerOptions, TriggerInput};

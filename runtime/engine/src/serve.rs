@@ -22,11 +22,11 @@ use qiao_contract::{SourceRecord, WebhookResult};
 use qiao_flow::TriggerPlan;
 use qiao_host::CallError;
 use qiao_store::{BatchMeta, Delivery, EncodedRecord, RunId, RunInfo, RunStatus, StoreError};
-use serde_json::value::RawValue;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::EngineError;
+use crate::json_body::JsonBody;
 use crate::keys::content_key;
 use crate::pipeline::{self, Page, PageRecords};
 use crate::runner::{BatchEnd, FlowRunner, RunSummary, Tally, TriggerInput, now_ms, pending_pages};
@@ -145,8 +145,9 @@ impl IntakePermit {
     pub async fn deliver_json(
         self,
         delivery: Option<&str>,
-        body: &RawValue,
+        body: JsonBody<'_>,
     ) -> Result<Delivered, EngineError> {
+        let body = body.raw();
         if self.intake.runner.inner.plan.key.is_some() {
             let data = serde_json::from_str(body.get())
                 .map_err(|e| StoreError::Decode { what: "webhook body", message: e.to_string() })?;

@@ -24,10 +24,9 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, Mac};
 use qiao_contract::ErrorClass;
-use qiao_engine::{Delivered, IntakeError};
+use qiao_engine::{Delivered, IntakeError, JsonBody};
 use qiao_flow::TriggerPlan;
 use serde_json::json;
-use serde_json::value::RawValue;
 use sha2::Sha256;
 
 use crate::app::AppState;
@@ -162,7 +161,7 @@ async fn intake(
                 ));
             }
             // Checked, not parsed into a tree: the text goes to the store as it is.
-            let json: &RawValue = serde_json::from_slice(&body).map_err(|e| {
+            let json = JsonBody::parse(&body).map_err(|e| {
                 ApiError::new(StatusCode::BAD_REQUEST, "bad-body", format!("the body is not JSON: {e}"))
             })?;
             Some((1, permit.deliver_json(delivery.as_deref(), json).await))

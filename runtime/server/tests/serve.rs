@@ -294,11 +294,23 @@ async fn malformed_and_oversized_bodies_get_400_and_413() {
     let err: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
     assert_eq!(err["error"]["code"], "bad-body");
     assert!(err["error"]["message"].as_str().unwrap().contains("not JSON"), "{err}");
+    // Valid JSON nested past the parser's limit: refused at the door, since the consumer could
+    // never decode it from the store.
+    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200)).into_bytes();
+    let resp =
+        h.client.post(&url).header("x-hub-signature-256", sign(&deep)).body(deep).send().await.unwrap();
+    assert_eq!(resp.status(), 400);
+    let err: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    assert!(err["error"]["message"].as_str().unwrap().contains("recursion limit"), "{err}");
     let big = serde_json::to_vec(&json!({"id": "x".repeat(4096)})).unwrap();
     let resp = h.client.post(&url).header("x-hub-signature-256", sign(&big)).body(big).send().await.unwrap();
     assert_eq!(resp.status(), 413);
     let resp = h.client.post(format!("{}/hooks/orders/other", h.base)).body("{}").send().await.unwrap();
     assert_eq!(resp.status(), 404);
+    // The flow still takes and delivers events.
+    assert_eq!(h.hook(&json!({"id": "after"}), None).await.status(), 202);
+    h.wait_sink(1).await;
+    assert_eq!(h.sink_ids(), ["after"]);
     h.server.shutdown().await;
 }
 

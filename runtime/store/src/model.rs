@@ -278,4 +278,23 @@ mod tests {
         assert_eq!(EncodedRecord::encode(&expected)?.decode()?, expected);
         Ok(())
     }
+
+    #[test]
+    fn data_as_deep_as_the_parser_allows_reads_back_from_its_record() -> Result<(), Box<dyn std::error::Error>>
+    {
+        // 127 levels parse; the record's state adds one more around them.
+        let text = format!("{}{}", "[".repeat(127), "]".repeat(127));
+        let data: Value = serde_json::from_str(&text)?;
+        let raw: &RawValue = serde_json::from_str(&text)?;
+        let state = RecordState {
+            key: "deep".into(),
+            data,
+            next_step: 0,
+            outputs: BTreeMap::new(),
+            status: RecordStatus::Pending,
+        };
+        assert_eq!(EncodedRecord::encode(&state)?.decode()?, state);
+        assert_eq!(EncodedRecord::pending_raw("deep", raw)?.decode()?, state);
+        Ok(())
+    }
 }

@@ -39,8 +39,17 @@ pub(crate) fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(v).map_err(|e| StoreError::Decode { what: "value", message: e.to_string() })
 }
 
+/// Decodes a stored value. serde_json's nesting limit is lifted: what is stored was encoded
+/// here from values parsed under that limit (connector outputs, webhook bodies, API input),
+/// then wrapped a few levels deeper (a record's state, a dead letter), and the limit would
+/// refuse exactly those levels, leaving a record that can never be read back. The depth
+/// stays bounded by the parse limit plus the wrapping.
 pub(crate) fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Decode { what, message: e.to_string() })
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    de.disable_recursion_limit();
+    T::deserialize(&mut de)
+        .and_then(|value| de.end().map(|()| value))
+        .map_err(|e| StoreError::Decode { what, message: e.to_string() })
 }
 
 /// Raises the persisted id counter to at least `next`.
