@@ -92,6 +92,13 @@ done
 SINKN=$(curl -s "http://$SINK_ADDR/count")
 echo "requests $TOTAL, non-2xx $NON2XX, accepted $ACCEPTED, sink $SINKN"
 echo "rss_kib samples: $(tr '\n' ' ' < "$WORK/rss.txt")"
+python3 - "$WORK/rss.txt" <<'PY'
+import statistics, sys
+mb = [int(x) / 1024 for x in open(sys.argv[1]) if x.strip()]
+per_min = [mb[i:i + 30] for i in range(0, len(mb), 30)]  # one sample every 2 s
+print("rss_mb by minute (median/max): " + "  ".join(
+    f"{n + 1}: {statistics.median(m):.0f}/{max(m):.0f}" for n, m in enumerate(per_min)))
+PY
 kill -TERM $QPID; wait $QPID 2>/dev/null || true
 while kill -0 $QPID 2>/dev/null; do sleep 0.2; done
 [ -z "${WRAP:-}" ] || wait $WPID || true
