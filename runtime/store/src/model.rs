@@ -73,33 +73,21 @@ impl EncodedRecord {
     /// text: what [`Self::encode`] stores for the parsed record, without building its tree
     /// (a webhook body goes from the request to the store as text).
     pub fn pending_raw(key: &str, data: &RawValue) -> Result<Self, StoreError> {
-        /// [`RecordState`]'s fields, in its serialized form.
+        /// [`RecordState`]'s fields in its serialized form (`outputs` defaults to empty).
         #[derive(Serialize)]
         struct Pending<'a> {
             key: &'a str,
             data: &'a RawValue,
             next_step: usize,
-            outputs: BTreeMap<String, Value>,
             status: RecordStatus,
         }
-        let pending =
-            Pending { key, data, next_step: 0, outputs: BTreeMap::new(), status: RecordStatus::Pending };
+        let pending = Pending { key, data, next_step: 0, status: RecordStatus::Pending };
         Ok(Self(encode(&pending)?.into()))
     }
 
     /// Decodes it back.
     pub fn decode(&self) -> Result<RecordState, StoreError> {
         decode("record", &self.0)
-    }
-
-    /// Its size in bytes.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Whether it has no bytes (never, for an encoded state).
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
     }
 }
 
