@@ -142,7 +142,7 @@ pub(crate) async fn consume(
     let mut running: JoinSet<Result<Done, StoreError>> = JoinSet::new();
     let mut input_open = true;
     let mut interrupted = false;
-    let (completer, completer_task) = spawn_completer(inner, tally.clone());
+    let (completer, mut completer_task) = spawn_completer(inner, tally.clone());
 
     loop {
         // Start what can start: full groups first (they free the most records), then records.
@@ -293,6 +293,17 @@ pub(crate) async fn consume(
                 }
             },
             _ = inner.shutdown.cancelled(), if !interrupted => interrupted = true,
+            // The completer ends before the loop only on a store error. Going on would process
+            // records whose pages are never completed: stop; what is unfinished (or its
+            // terminal write lost) stays pending in the store for the next start.
+            ended = &mut completer_task => {
+                return Err(match ended {
+                    Ok(Err(e)) => e,
+                    Ok(Ok(())) => StoreError::Db("the batch completer stopped".into()),
+                    Err(e) => StoreError::Db(format!("the batch completer failed: {e}")),
+                }
+                .into());
+            },
         }
         complete_ready(&mut open_pages, &completer);
     }
@@ -393,6 +404,9 @@ fn spawn_completer(inner: &Inner, tally: Arc<Tally>) -> (Committer, JoinHandle<R
                 }
                 next = rx.try_recv().ok();
             }
+            fail::fail_point!(&format!("engine::complete/{flow}"), |_| Err(StoreError::Db(
+                "failpoint engine::complete".into()
+            )));
             store.commit(&flow, writes, pages).await?;
         }
         Ok(())

@@ -37,7 +37,14 @@ pub struct Limits {
     pub reload_every: Option<Duration>,
     /// How long webhook delivery ids are remembered for deduplication (default 7 days).
     pub delivery_retention: Duration,
+    /// The wait before a failed flow restarts (default 1 s); it doubles with each failure in
+    /// a row, up to [`MAX_RESTART_BACKOFF`].
+    pub restart_backoff: Duration,
 }
+
+/// The longest wait before a failed flow restarts. A flow that ran this long before failing
+/// starts its backoff over.
+pub const MAX_RESTART_BACKOFF: Duration = Duration::from_secs(60);
 
 impl Default for Limits {
     fn default() -> Self {
@@ -49,6 +56,7 @@ impl Default for Limits {
             drain_timeout: Duration::from_secs(30),
             reload_every: Some(Duration::from_secs(2)),
             delivery_retention: Duration::from_secs(7 * 24 * 3600),
+            restart_backoff: Duration::from_secs(1),
         }
     }
 }

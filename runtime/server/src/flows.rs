@@ -48,6 +48,9 @@ pub(crate) enum FlowState {
     Disabled,
     /// Stopped (shutting down, reloading, or it failed to start).
     Stopped,
+    /// Its task failed (a store error, a step with `on_error: fail`, a panic); it restarts by
+    /// itself after a backoff, and `error` says why it failed.
+    Failed,
 }
 
 struct Entry {
@@ -58,6 +61,10 @@ struct Entry {
     intake: Option<Intake>,
     state: FlowState,
     error: Option<String>,
+    /// Times its task failed since the file was loaded (see `tasks.rs`, supervision).
+    failures: u32,
+    /// Why it failed last.
+    last_failure: Option<String>,
     wake: Arc<Notify>,
     resume: Arc<Notify>,
     /// Cancelled to drain the flow's `serve` task (a fresh token per start).
@@ -76,6 +83,8 @@ impl Entry {
             intake: None,
             state: FlowState::Stopped,
             error: None,
+            failures: 0,
+            last_failure: None,
             wake: Arc::new(Notify::new()),
             resume: Arc::new(Notify::new()),
             drain: CancellationToken::new(),
@@ -100,6 +109,15 @@ pub(crate) struct FlowView {
     pub queue_capacity: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Times the flow's task failed (and restarted) since its file was loaded.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub failures: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// What a webhook request finds for its flow.
@@ -110,6 +128,8 @@ pub(crate) enum Target {
     Disabled,
     /// Starting, reloading or stopping.
     Unavailable,
+    /// Failed; restarting after a backoff.
+    Failed,
     /// Taking deliveries.
     Ready(Intake),
 }
@@ -157,7 +177,8 @@ pub(crate) struct Flows {
     store: Store,
     connectors: LoadedConnectors,
     limits: Limits,
-    table: RwLock<BTreeMap<String, Entry>>,
+    /// Shared with each flow's supervising task, which marks the flow failed and running again.
+    table: Arc<RwLock<BTreeMap<String, Entry>>>,
     invalid: RwLock<BTreeMap<String, String>>,
     /// Serializes changes; holds each running flow's task.
     tasks: tokio::sync::Mutex<HashMap<String, JoinHandle<()>>>,
@@ -177,7 +198,7 @@ impl Flows {
             store,
             connectors,
             limits,
-            table: RwLock::new(BTreeMap::new()),
+            table: Arc::new(RwLock::new(BTreeMap::new())),
             invalid: RwLock::new(BTreeMap::new()),
             tasks: tokio::sync::Mutex::new(HashMap::new()),
         }
@@ -196,6 +217,8 @@ impl Flows {
             queue_depth: e.intake.as_ref().map(Intake::depth),
             queue_capacity: e.intake.as_ref().map(Intake::capacity),
             error: e.error.clone(),
+            failures: e.failures,
+            last_failure: e.last_failure.clone(),
         }
     }
 
@@ -227,6 +250,7 @@ impl Flows {
         match (&e.intake, e.state) {
             (Some(intake), FlowState::Running) => Target::Ready(intake.clone()),
             (_, FlowState::Disabled) => Target::Disabled,
+            (_, FlowState::Failed) => Target::Failed,
             _ => Target::Unavailable,
         }
     }
@@ -420,6 +444,7 @@ impl Flows {
         }
         self.store.set_flow_disabled(id, !enabled, now_ms()).await?;
         let running = self.get(id).is_some_and(|v| v.state == FlowState::Running);
+        // Enabling a failed flow restarts it now rather than after its backoff.
         if enabled && !running {
             self.start(id, &mut tasks).await;
         } else if !enabled {

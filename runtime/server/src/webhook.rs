@@ -102,6 +102,8 @@ async fn intake(
         Target::Missing => return Err(ApiError::not_found(format!("no webhook flow {flow:?}"))),
         Target::Disabled => return Err(unavailable(retry, "the flow is disabled")),
         Target::Unavailable => return Err(unavailable(retry, "the flow is starting, reloading or stopping")),
+        // Why it failed is for operators (the admin API), not for the sender.
+        Target::Failed => return Err(unavailable(retry, "the flow has failed and is restarting")),
         Target::Ready(intake) => intake,
     };
     let TriggerPlan::Webhook { path, secret, delivery_id: delivery_header, .. } =

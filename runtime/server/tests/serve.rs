@@ -710,6 +710,73 @@ async fn webhook_record_keys_come_from_the_key_expression_the_delivery_id_or_the
     h.server.shutdown().await;
 }
 
+/// A store failure under a webhook flow (injected: the consumer's first completion commit
+/// fails) stops its consumer. The flow is marked failed with the reason, its webhooks answer
+/// 503 with `Retry-After`, and after the backoff it restarts by itself, delivering what was
+/// accepted before and taking new deliveries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_webhook_flow_restarts_after_its_backoff_and_loses_nothing() {
+    let backoff = Duration::from_millis(1500);
+    let limits = Limits { restart_backoff: backoff, ..quick_limits() };
+    let h = harness_with(limits, 0, true, |sink| {
+        vec![("faulty.yaml", webhook_flow(sink, 1, 4).replace("flow: orders", "flow: faulty"))]
+    })
+    .await;
+    let viewer = qiao_server::create_token(&h.store, "v", Role::Viewer).await.unwrap().0;
+    let flow = || h.api("GET", "/api/v1/flows/faulty", Some(&viewer), None);
+    // Scoped to this flow, so the other tests of this binary are not affected.
+    fail::cfg("engine::complete/faulty", "1*return").unwrap();
+    assert_eq!(h.hook_to("/hooks/faulty/events", &json!({"id": "F-1"}), &[]).await.status(), 202);
+    let mut view = Value::Null;
+    for _ in 0..500 {
+        view = flow().await.1;
+        if view["flow"]["state"] == "failed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(view["flow"]["state"], "failed", "{view}");
+    assert!(view["flow"]["error"].as_str().unwrap().contains("failpoint engine::complete"), "{view}");
+    assert_eq!(view["flow"]["failures"], 1, "{view}");
+    let refused = h.hook_to("/hooks/faulty/events", &json!({"id": "F-refused"}), &[]).await;
+    assert_eq!(refused.status(), 503);
+    assert!(refused.headers().contains_key("retry-after"));
+    let err: Value = serde_json::from_slice(&refused.bytes().await.unwrap()).unwrap();
+    assert!(!err.to_string().contains("failpoint"), "the reason is for operators only: {err}");
+    for _ in 0..500 {
+        view = flow().await.1;
+        if view["flow"]["state"] == "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(view["flow"]["state"], "running", "restarted after the backoff: {view}");
+    assert!(view["flow"].get("error").is_none(), "{view}");
+    assert!(view["flow"]["last_failure"].as_str().unwrap().contains("failpoint"), "{view}");
+    assert_eq!(h.hook_to("/hooks/faulty/events", &json!({"id": "F-2"}), &[]).await.status(), 202);
+    for _ in 0..500 {
+        let ids = h.sink_ids();
+        if ids.iter().any(|i| i == "F-1")
+            && ids.iter().any(|i| i == "F-2")
+            && h.store.pending_batches("faulty").unwrap().is_empty()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let ids: BTreeSet<String> = h.sink_ids().into_iter().collect();
+    // F-1's action ran before the failed commit, so it ran again after the restart (at least
+    // once, with the same idempotency key); the refused delivery was never accepted.
+    assert_eq!(ids, BTreeSet::from(["F-1".to_string(), "F-2".to_string()]));
+    assert!(h.store.pending_batches("faulty").unwrap().is_empty(), "every accepted delivery completed");
+    let runs = h.store.list_runs(Some("faulty"), 10).unwrap();
+    assert!(
+        runs.iter().any(|(_, r)| r.error.as_deref().is_some_and(|e| e.contains("interrupted"))),
+        "the failed consumer's run is closed as interrupted: {runs:?}"
+    );
+    h.server.shutdown().await;
+}
+
 // ----- poll flows drain on reload -------------------------------------------------------------
 
 fn ledger_flow(sink: SocketAddr, version: u32) -> String {

@@ -1,15 +1,27 @@
-//! A flow's task: starting it with a fresh runner, and stopping it by draining (see the
-//! parent module's docs for the order a stop follows).
+//! A flow's task: starting it with a fresh runner, supervising it, and stopping it by
+//! draining (see the parent module's docs for the order a stop follows).
+//!
+//! **Supervision.** A flow's task can end on its own: a store error (disk full, I/O error),
+//! a step with `on_error: fail` (the record stays pending and the run stops), a panic in the
+//! engine. Its records are safe in the store either way. The flow is then marked `failed`
+//! with the reason (the admin API shows it; its webhooks answer 503 with `Retry-After`), and
+//! after a backoff (`Limits::restart_backoff`, doubling with each failure in a row up to
+//! [`MAX_RESTART_BACKOFF`]) it starts again and resumes what was pending. Enabling a failed
+//! flow restarts it at once. A stop (reload, disable, shutdown) ends the backoff.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
-use qiao_engine::{FlowRunner, RunnerOptions};
+use qiao_engine::{FlowRunner, RunnerOptions, WebhookConsumer};
 use qiao_flow::TriggerPlan;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{Entry, FlowState, Flows};
+use crate::config::MAX_RESTART_BACKOFF;
 
 impl Flows {
     pub(super) fn mark(&self, id: &str, state: FlowState, error: Option<String>) {
@@ -23,6 +35,10 @@ impl Flows {
 
     /// Starts a flow's task with a fresh runner. Failures are kept on the flow.
     pub(super) async fn start(&self, id: &str, tasks: &mut HashMap<String, JoinHandle<()>>) {
+        if tasks.contains_key(id) {
+            // A failed flow waiting out its backoff: restarted now.
+            self.stop(id, tasks).await;
+        }
         let drain = CancellationToken::new();
         let Some((plan, wake, resume)) = self.table.write().ok().and_then(|mut t| {
             t.get_mut(id).map(|e| {
@@ -47,7 +63,14 @@ impl Flows {
                 return;
             }
         };
-        let flow = id.to_string();
+        let supervisor = Supervisor {
+            table: self.table.clone(),
+            flow: id.to_string(),
+            runner: runner.clone(),
+            drain,
+            intake_capacity: self.limits.intake_capacity,
+            backoff: self.limits.restart_backoff,
+        };
         let handle = if matches!(runner.plan().trigger, TriggerPlan::Webhook { .. }) {
             let (intake, consumer) = match runner.open_intake(self.limits.intake_capacity).await {
                 Ok(pair) => pair,
@@ -62,21 +85,9 @@ impl Flows {
             {
                 e.intake = Some(intake);
             }
-            tokio::spawn(async move {
-                match consumer.run().await {
-                    Ok(s) => {
-                        tracing::info!(flow, run = s.run_id, status = ?s.info.status, "webhook consumer stopped")
-                    }
-                    Err(e) => tracing::error!(flow, error = %e, "webhook consumer failed"),
-                }
-            })
+            tokio::spawn(supervisor.webhook(consumer))
         } else {
-            let r = runner.clone();
-            tokio::spawn(async move {
-                if let Err(e) = r.serve(&wake, &resume, &drain).await {
-                    tracing::error!(flow, error = %e, "flow stopped on an error");
-                }
-            })
+            tokio::spawn(supervisor.serve(wake, resume))
         };
         if let Ok(mut t) = self.table.write()
             && let Some(e) = t.get_mut(id)
@@ -102,7 +113,7 @@ impl Flows {
     /// Closes a flow to new work (intake, new runs) and takes its runner, for [`Self::drain`].
     fn begin_stop(e: &mut Entry) -> Option<(FlowRunner, TaskTracker)> {
         e.intake = None;
-        if e.state == FlowState::Running {
+        if matches!(e.state, FlowState::Running | FlowState::Failed) {
             e.state = FlowState::Stopped;
         }
         e.drain.cancel();
@@ -159,5 +170,179 @@ impl Flows {
             let Some(handle) = tasks.remove(&id) else { continue };
             Self::drain(&id, taken, handle, deadline).await;
         }
+    }
+}
+
+/// What a flow's task needs to mark its flow and restart it after a failure.
+struct Supervisor {
+    table: Arc<RwLock<BTreeMap<String, Entry>>>,
+    flow: String,
+    runner: FlowRunner,
+    /// The flow's stop (reload, disable, shutdown); no restart after it.
+    drain: CancellationToken,
+    intake_capacity: usize,
+    backoff: Duration,
+}
+
+impl Supervisor {
+    fn stopping(&self) -> bool {
+        self.drain.is_cancelled() || self.runner.shutdown_token().is_cancelled()
+    }
+
+    /// Serves a webhook flow's consumer, reopening the intake after each failure.
+    async fn webhook(self, mut consumer: WebhookConsumer) {
+        let flow = self.flow.as_str();
+        let mut failures = Failures::default();
+        loop {
+            let started = Instant::now();
+            let ended = consumer.run().await;
+            let mut error = match ended {
+                Ok(s) if self.stopping() => {
+                    tracing::info!(flow, run = s.run_id, status = ?s.info.status, "webhook consumer stopped");
+                    return;
+                }
+                Err(e) if self.stopping() => {
+                    tracing::error!(flow, error = %e, "webhook consumer failed while stopping");
+                    return;
+                }
+                // The run stopped on its own: `on_error: fail`, or a panic in a record task.
+                Ok(s) => {
+                    s.info.error.unwrap_or_else(|| format!("the webhook consumer (run {}) stopped", s.run_id))
+                }
+                Err(e) => e.to_string(),
+            };
+            failures.failed(started);
+            consumer = loop {
+                if !self.fail_and_wait(&error, &failures).await {
+                    return;
+                }
+                match self.runner.open_intake(self.intake_capacity).await {
+                    Ok((intake, next)) => {
+                        if !self.running(Some(intake)) {
+                            // Stopped meanwhile: the new consumer only finishes what is pending.
+                            let _ = next.run().await;
+                            return;
+                        }
+                        break next;
+                    }
+                    Err(e) => {
+                        error = format!("the webhook intake cannot open: {e}");
+                        failures.failed(Instant::now());
+                    }
+                }
+            };
+        }
+    }
+
+    /// Serves a poll, schedule or manual flow, starting it again after each failure.
+    async fn serve(self, wake: Arc<Notify>, resume: Arc<Notify>) {
+        let flow = self.flow.as_str();
+        let mut failures = Failures::default();
+        loop {
+            let started = Instant::now();
+            match self.runner.serve(&wake, &resume, &self.drain).await {
+                Ok(()) => return,
+                Err(e) if self.stopping() => {
+                    tracing::error!(flow, error = %e, "flow failed while stopping");
+                    return;
+                }
+                Err(e) => {
+                    failures.failed(started);
+                    if !self.fail_and_wait(&e.to_string(), &failures).await || !self.running(None) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Marks the flow failed (its intake closed) and waits out the backoff. False when the
+    /// flow was stopped before or during the wait.
+    async fn fail_and_wait(&self, error: &str, failures: &Failures) -> bool {
+        let wait = failures.backoff(self.backoff);
+        let flow = self.flow.as_str();
+        tracing::error!(
+            flow,
+            error,
+            failures = failures.in_a_row,
+            restart_in_ms = wait.as_millis() as u64,
+            "flow failed; restarting after a backoff"
+        );
+        metrics::counter!("qiao_flow_failures_total", "flow" => self.flow.clone()).increment(1);
+        {
+            let Ok(mut t) = self.table.write() else { return false };
+            // Checked under the lock a stop takes first: a stop either comes before (and
+            // this returns) or after (and sees the flow failed, and ends the wait).
+            if self.stopping() {
+                return false;
+            }
+            if let Some(e) = t.get_mut(flow) {
+                e.state = FlowState::Failed;
+                e.intake = None;
+                e.error = Some(format!("{error} (restarting in {} ms)", wait.as_millis()));
+                e.failures += 1;
+                e.last_failure = Some(error.to_string());
+            }
+        }
+        let shutdown = self.runner.shutdown_token();
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => !self.stopping(),
+            _ = self.drain.cancelled() => false,
+            _ = shutdown.cancelled() => false,
+        }
+    }
+
+    /// Marks the flow running again, with its new intake. False when it is being stopped.
+    fn running(&self, intake: Option<qiao_engine::Intake>) -> bool {
+        let Ok(mut t) = self.table.write() else { return false };
+        if self.stopping() {
+            return false;
+        }
+        if let Some(e) = t.get_mut(&self.flow) {
+            e.state = FlowState::Running;
+            e.intake = intake;
+            e.error = None;
+        }
+        tracing::info!(flow = self.flow, "flow restarted");
+        true
+    }
+}
+
+/// Failures of a flow in a row: a flow that ran longer than the longest backoff before it
+/// failed starts counting again.
+#[derive(Default)]
+struct Failures {
+    in_a_row: u32,
+}
+
+impl Failures {
+    fn failed(&mut self, started: Instant) {
+        self.in_a_row = if started.elapsed() > MAX_RESTART_BACKOFF { 1 } else { self.in_a_row + 1 };
+    }
+
+    /// `first`, doubled for each failure in a row after the first, at most
+    /// [`MAX_RESTART_BACKOFF`].
+    fn backoff(&self, first: Duration) -> Duration {
+        let doublings = self.in_a_row.saturating_sub(1).min(16);
+        first.saturating_mul(1 << doublings).min(MAX_RESTART_BACKOFF)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backoff_doubles_per_failure_in_a_row_up_to_the_cap() {
+        let mut f = Failures::default();
+        let long_ago = Instant::now();
+        let waits: Vec<u64> = (0..9)
+            .map(|_| {
+                f.failed(long_ago);
+                f.backoff(Duration::from_secs(1)).as_secs()
+            })
+            .collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+        assert_eq!(Failures { in_a_row: u32::MAX }.backoff(Duration::from_secs(1)), MAX_RESTART_BACKOFF);
     }
 }
