@@ -376,6 +376,104 @@ impl Store {
         Ok(out)
     }
 
+    /// Moves every stored record of `flow` that can no longer be read (a bug, a damaged
+    /// file, a format this version does not know) out of the way of its batch: each becomes
+    /// a dead letter holding its stored bytes as text, under the class `internal`, and its
+    /// row turns terminal, so the batch can complete and the flow can start. A batch whose
+    /// metadata cannot be read keeps its records and loses only its cursor (it is unknown).
+    /// Returns the dead letters' ids. Without this, one unreadable row would stop the flow
+    /// at every start.
+    pub async fn quarantine_unreadable(&self, flow: &str) -> Result<Vec<DeadLetterId>, StoreError> {
+        let (metas, rows) = self.unreadable(flow)?;
+        if metas.is_empty() && rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut letters = Vec::with_capacity(rows.len());
+        for (batch, seq, run_id, raw, error) in rows {
+            tracing::error!(flow, batch, seq, error = %error, "stored record cannot be read; moved to the dead letters");
+            let key = format!("unreadable/{batch}/{seq}");
+            let state = RecordState {
+                key,
+                data: serde_json::Value::String(String::from_utf8_lossy(&raw).into_owned()),
+                next_step: 0,
+                outputs: Default::default(),
+                status: RecordStatus::DeadLettered,
+            };
+            let letter = DeadLetter {
+                flow: flow.to_string(),
+                run_id,
+                state: state.clone(),
+                step: String::new(),
+                class: "internal".into(),
+                error: format!("the stored record cannot be read: {error}"),
+                attempts: 0,
+                at_ms: now,
+            };
+            let id = self.allocate(1);
+            ids.push(id);
+            letters.push((batch, seq, id, encode(&letter)?, encode(&state)?));
+        }
+        let fresh_meta = encode(&BatchMeta { run_id: 0, next_cursor: None, created_ms: now })?;
+        for (batch, error) in &metas {
+            tracing::error!(flow, batch, error = %error, "stored batch metadata cannot be read; the batch keeps its records and loses its cursor");
+        }
+        let flow = flow.to_string();
+        self.write(move |txn| {
+            let mut batches = txn.open_table(BATCHES)?;
+            for (batch, _) in &metas {
+                batches.insert((flow.as_str(), *batch), fresh_meta.as_slice())?;
+            }
+            let mut records = txn.open_table(RECORDS)?;
+            let mut dead_letters = txn.open_table(DEAD_LETTERS)?;
+            let mut max_id = 0;
+            for (batch, seq, id, letter, state) in &letters {
+                dead_letters.insert(*id, letter.as_slice())?;
+                records.insert((flow.as_str(), *batch, *seq), state.as_slice())?;
+                max_id = max_id.max(*id);
+            }
+            drop((batches, records, dead_letters));
+            if max_id > 0 { bump_next_id(txn, max_id + 1) } else { Ok(()) }
+        })
+        .await?;
+        Ok(ids)
+    }
+
+    /// The batches of `flow` whose metadata does not decode, and the records that do not
+    /// (batch, seq, the batch's run if known, the stored bytes, the error).
+    #[allow(clippy::type_complexity)]
+    fn unreadable(
+        &self,
+        flow: &str,
+    ) -> Result<(Vec<(u64, String)>, Vec<(u64, u64, RunId, Vec<u8>, String)>), StoreError> {
+        let txn = self.inner.db.begin_read()?;
+        let batches = txn.open_table(BATCHES)?;
+        let records = txn.open_table(RECORDS)?;
+        let (mut metas, mut rows) = (Vec::new(), Vec::new());
+        for row in batches.range((flow, 0)..=(flow, u64::MAX))? {
+            let (k, v) = row?;
+            let id = k.value().1;
+            let run_id = match decode::<BatchMeta>("batch", v.value()) {
+                Ok(meta) => meta.run_id,
+                Err(e) => {
+                    metas.push((id, e.to_string()));
+                    0
+                }
+            };
+            for r in records.range((flow, id, 0)..=(flow, id, u64::MAX))? {
+                let (rk, rv) = r?;
+                if let Err(e) = decode::<RecordState>("record", rv.value()) {
+                    rows.push((id, rk.value().2, run_id, rv.value().to_vec(), e.to_string()));
+                }
+            }
+        }
+        Ok((metas, rows))
+    }
+
     // ----- runs -----------------------------------------------------------------------------
 
     /// Records the start of a run and returns its id.
@@ -556,6 +654,47 @@ mod tests {
             counts: RunCounts::default(),
             error: None,
         }
+    }
+
+    #[tokio::test]
+    async fn unreadable_rows_become_dead_letters_and_their_batches_load() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(dir.path())?;
+        let good = encode(&rec("a"))?;
+        let garbage = b"\xff\xfe{\"key\": broken".to_vec();
+        let meta = encode(&BatchMeta { run_id: 7, next_cursor: Some("c1".into()), created_ms: 1 })?;
+        let (b1, b2) = (store.allocate(1), store.allocate(1));
+        let rows = vec![good.clone(), garbage.clone()];
+        store
+            .write(move |txn| {
+                insert_batch(txn, "f", b1, &meta, &rows)?;
+                insert_batch(txn, "f", b2, b"not a batch", &[good])
+            })
+            .await?;
+        assert!(store.pending_batches("f").is_err(), "one unreadable row fails the whole load");
+        let ids = store.quarantine_unreadable("f").await?;
+        assert_eq!(ids.len(), 1);
+        let pending = store.pending_batches("f")?;
+        assert_eq!(pending.len(), 2);
+        assert_eq!(pending[0].meta.next_cursor.as_deref(), Some("c1"), "a readable batch keeps its cursor");
+        assert_eq!(pending[0].records[0].1, rec("a"));
+        assert_eq!(pending[0].records[1].1.status, RecordStatus::DeadLettered);
+        assert_eq!(
+            pending[1].meta.next_cursor, None,
+            "unreadable metadata: the records stay, the cursor is gone"
+        );
+        assert_eq!(pending[1].records[0].1, rec("a"));
+        let dl = store.get_dead_letter(ids[0])?;
+        assert_eq!((dl.flow.as_str(), dl.run_id, dl.class.as_str()), ("f", 7, "internal"));
+        assert!(dl.error.contains("cannot be read"), "{}", dl.error);
+        assert_eq!(dl.state.key, format!("unreadable/{b1}/1"));
+        assert!(
+            dl.state.data.as_str().is_some_and(|t| t.contains("broken")),
+            "the stored bytes are kept as text"
+        );
+        assert!(store.quarantine_unreadable("f").await?.is_empty(), "nothing left to move");
+        assert!(store.allocate(1) > ids[0]);
+        Ok(())
     }
 
     #[tokio::test]
