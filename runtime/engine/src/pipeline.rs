@@ -404,6 +404,7 @@ fn spawn_completer(inner: &Inner, tally: Arc<Tally>) -> (Committer, JoinHandle<R
                 }
                 next = rx.try_recv().ok();
             }
+            #[cfg(feature = "failpoints")]
             fail::fail_point!(&format!("engine::complete/{flow}"), |_| Err(StoreError::Db(
                 "failpoint engine::complete".into()
             )));
