@@ -52,6 +52,10 @@ pub(crate) fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> R
         .map_err(|e| StoreError::Decode { what, message: e.to_string() })
 }
 
+/// The key prefix of a dead letter made from a stored record that could not be read
+/// ([`Store::quarantine_unreadable`]).
+const UNREADABLE: &str = "unreadable/";
+
 /// Raises the persisted id counter to at least `next`.
 pub(crate) fn bump_next_id(txn: &WriteTransaction, next: u64) -> Result<(), StoreError> {
     let mut meta = txn.open_table(META)?;
@@ -396,7 +400,7 @@ impl Store {
         let mut letters = Vec::with_capacity(rows.len());
         for (batch, seq, run_id, raw, error) in rows {
             tracing::error!(flow, batch, seq, error = %error, "stored record cannot be read; moved to the dead letters");
-            let key = format!("unreadable/{batch}/{seq}");
+            let key = format!("{UNREADABLE}{batch}/{seq}");
             let state = RecordState {
                 key,
                 data: serde_json::Value::String(String::from_utf8_lossy(&raw).into_owned()),
@@ -579,6 +583,15 @@ impl Store {
         now_ms: u64,
     ) -> Result<(String, u64), StoreError> {
         let dl = self.get_dead_letter(id)?;
+        if dl.class == "internal" && dl.state.key.starts_with(UNREADABLE) {
+            // Its data is the unreadable bytes as text: run through the flow's steps, a map
+            // would make nulls of every field and an action could book them.
+            return Err(StoreError::Conflict(format!(
+                "dead letter {id} holds a stored record that could not be read, kept as text for \
+                 inspection; it cannot run as it is: send the record again from its source, then \
+                 drop this dead letter"
+            )));
+        }
         let batch = self.allocate(1);
         let mut state = dl.state.clone();
         state.status = RecordStatus::Pending;
@@ -693,6 +706,12 @@ mod tests {
             "the stored bytes are kept as text"
         );
         assert!(store.quarantine_unreadable("f").await?.is_empty(), "nothing left to move");
+        let refused = store.replay_dead_letter(ids[0], 2).await;
+        assert!(
+            matches!(&refused, Err(StoreError::Conflict(m)) if m.contains("cannot run as it is")),
+            "replaying an unreadable record must be refused: {refused:?}"
+        );
+        assert!(store.get_dead_letter(ids[0]).is_ok(), "a refused replay keeps the dead letter");
         assert!(store.allocate(1) > ids[0]);
         Ok(())
     }
