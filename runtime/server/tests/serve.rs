@@ -727,14 +727,22 @@ async fn a_failed_webhook_flow_restarts_after_its_backoff_and_loses_nothing() {
     // Scoped to this flow, so the other tests of this binary are not affected.
     fail::cfg("engine::complete/faulty", "1*return").unwrap();
     assert_eq!(h.hook_to("/hooks/faulty/events", &json!({"id": "F-1"}), &[]).await.status(), 202);
-    let mut view = Value::Null;
-    for _ in 0..500 {
-        view = flow().await.1;
-        if view["flow"]["state"] == "failed" {
-            break;
+    // The flow's view once its state is `state` (or after 5 s).
+    let view_when = |state: &'static str| {
+        let flow = &flow;
+        async move {
+            let mut view = Value::Null;
+            for _ in 0..500 {
+                view = flow().await.1;
+                if view["flow"]["state"] == state {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            view
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    };
+    let view = view_when("failed").await;
     assert_eq!(view["flow"]["state"], "failed", "{view}");
     assert!(view["flow"]["error"].as_str().unwrap().contains("failpoint engine::complete"), "{view}");
     assert_eq!(view["flow"]["failures"], 1, "{view}");
@@ -743,13 +751,7 @@ async fn a_failed_webhook_flow_restarts_after_its_backoff_and_loses_nothing() {
     assert!(refused.headers().contains_key("retry-after"));
     let err: Value = serde_json::from_slice(&refused.bytes().await.unwrap()).unwrap();
     assert!(!err.to_string().contains("failpoint"), "the reason is for operators only: {err}");
-    for _ in 0..500 {
-        view = flow().await.1;
-        if view["flow"]["state"] == "running" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let view = view_when("running").await;
     assert_eq!(view["flow"]["state"], "running", "restarted after the backoff: {view}");
     assert!(view["flow"].get("error").is_none(), "{view}");
     assert!(view["flow"]["last_failure"].as_str().unwrap().contains("failpoint"), "{view}");
