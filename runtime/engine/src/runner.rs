@@ -263,7 +263,7 @@ impl FlowRunner {
                 store.update_run(id, &info).await?;
             }
         }
-        store.quarantine_unreadable(self.flow()).await?;
+        store.quarantine_unreadable(self.flow(), now_ms()).await?;
         let pending = store.pending_batches(self.flow())?;
         if pending.is_empty() {
             return Ok(None);

@@ -338,7 +338,7 @@ impl WebhookConsumer {
     pub async fn run(self) -> Result<RunSummary, EngineError> {
         let WebhookConsumer { runner, run_id, mut info, tally, rx } = self;
         let inner = &runner.inner;
-        inner.store.quarantine_unreadable(runner.flow()).await?;
+        inner.store.quarantine_unreadable(runner.flow(), now_ms()).await?;
         let leftover: Vec<_> = inner
             .store
             .pending_batches(runner.flow())?

@@ -385,17 +385,13 @@ impl Store {
     /// a dead letter holding its stored bytes as text, under the class `internal`, and its
     /// row turns terminal, so the batch can complete and the flow can start. A batch whose
     /// metadata cannot be read keeps its records and loses only its cursor (it is unknown).
-    /// Returns the dead letters' ids. Without this, one unreadable row would stop the flow
-    /// at every start.
-    pub async fn quarantine_unreadable(&self, flow: &str) -> Result<Vec<DeadLetterId>, StoreError> {
+    /// Dead letters are stamped `now` (ms since the epoch). Returns their ids. Without this,
+    /// one unreadable row would stop the flow at every start.
+    pub async fn quarantine_unreadable(&self, flow: &str, now: u64) -> Result<Vec<DeadLetterId>, StoreError> {
         let (metas, rows) = self.unreadable(flow)?;
         if metas.is_empty() && rows.is_empty() {
             return Ok(Vec::new());
         }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
         let mut ids = Vec::with_capacity(rows.len());
         let mut letters = Vec::with_capacity(rows.len());
         for (batch, seq, run_id, raw, error) in rows {
@@ -685,7 +681,7 @@ mod tests {
             })
             .await?;
         assert!(store.pending_batches("f").is_err(), "one unreadable row fails the whole load");
-        let ids = store.quarantine_unreadable("f").await?;
+        let ids = store.quarantine_unreadable("f", 1).await?;
         assert_eq!(ids.len(), 1);
         let pending = store.pending_batches("f")?;
         assert_eq!(pending.len(), 2);
@@ -705,7 +701,7 @@ mod tests {
             dl.state.data.as_str().is_some_and(|t| t.contains("broken")),
             "the stored bytes are kept as text"
         );
-        assert!(store.quarantine_unreadable("f").await?.is_empty(), "nothing left to move");
+        assert!(store.quarantine_unreadable("f", 1).await?.is_empty(), "nothing left to move");
         let refused = store.replay_dead_letter(ids[0], 2).await;
         assert!(
             matches!(&refused, Err(StoreError::Conflict(m)) if m.contains("cannot run as it is")),
