@@ -61,6 +61,8 @@ pub struct Intake {
     run_id: RunId,
     tally: Arc<Tally>,
     tx: mpsc::Sender<Page>,
+    /// `qiao_records_in_total{flow}`, looked up once per intake rather than per delivery.
+    records_in: metrics::Counter,
 }
 
 /// A reserved place in an intake's queue.
@@ -172,8 +174,7 @@ impl IntakePermit {
             Delivery::Duplicate => Ok(Delivered::Duplicate),
             Delivery::Stored(id) => {
                 self.intake.tally.records_in.fetch_add(encoded.len() as u64, Ordering::Relaxed);
-                metrics::counter!("qiao_records_in_total", "flow" => runner.flow().to_string())
-                    .increment(encoded.len() as u64);
+                self.intake.records_in.increment(encoded.len() as u64);
                 // If the consumer is gone the batch stays in the store and resumes next start.
                 let _ = self.permit.send(Page { id, records: PageRecords::Encoded(encoded) });
                 Ok(Delivered::Accepted { batch: id })
@@ -205,7 +206,8 @@ impl FlowRunner {
         let (run_id, info) = self.start_run("webhook").await?;
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let tally = Arc::new(Tally::default());
-        let intake = Intake { runner: self.clone(), run_id, tally: tally.clone(), tx };
+        let records_in = metrics::counter!("qiao_records_in_total", "flow" => self.flow().to_string());
+        let intake = Intake { runner: self.clone(), run_id, tally: tally.clone(), tx, records_in };
         Ok((intake, WebhookConsumer { runner: self.clone(), run_id, info, tally, rx }))
     }
 

@@ -246,15 +246,17 @@ impl Connector {
 
     /// Turns what came out of a store into a value or the matching [`CallError`].
     fn settle<T>(&self, raw: Raw<T>, store: &Store<CallState>) -> Result<T, CallError> {
+        let err = match raw {
+            Ok(Ok(value)) => return Ok(value),
+            Err(_elapsed) => None,
+            Ok(Err(e)) => Some(e),
+        };
+        // Named only on the way to an error: a successful call allocates nothing here.
         let state = store.data();
         let connector = self.id().to_string();
         let op = state.op.clone();
-        let err = match raw {
-            Ok(Ok(value)) => return Ok(value),
-            Err(_elapsed) => {
-                return Err(CallError::Timeout { connector, op, timeout: self.inner.limits.call_timeout });
-            }
-            Ok(Err(e)) => e,
+        let Some(err) = err else {
+            return Err(CallError::Timeout { connector, op, timeout: self.inner.limits.call_timeout });
         };
         if let Some(HostDeniedTrap(denial)) = err.downcast_ref::<HostDeniedTrap>() {
             return Err(CallError::HostDenied { connector, denial: denial.to_string() });

@@ -49,6 +49,7 @@ pub(crate) struct AppState {
     /// `$QIAO_HOME`: trusted directories, the installed set, the staging folder.
     pub state_dir: PathBuf,
     pub installs: Installs,
+    pub webhook_meters: webhook::RequestMeters,
 }
 
 /// A started server.
@@ -111,6 +112,7 @@ pub async fn start(
         ready: AtomicBool::new(false),
         state_dir: config.state_dir.clone(),
         installs: Installs::default(),
+        webhook_meters: Default::default(),
     });
     let report = app.flows.reload().await.map_err(ServerError::Flows)?;
     for (file, problems) in &report.invalid {
