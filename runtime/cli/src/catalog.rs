@@ -295,13 +295,10 @@ pub fn approved_policy(component: &Path, policy: &ConnectorPolicy) -> ConnectorP
 /// The lock file that governs `flow`: `qiao.lock` in its folder or the nearest folder above.
 pub fn flow_lock(flow: &Path) -> Result<Option<(PathBuf, LockFile)>> {
     let abs = std::path::absolute(flow).with_context(|| format!("failed to resolve {}", flow.display()))?;
-    for dir in abs.ancestors().skip(1) {
-        let path = qiao_directory::lock::lock_path(dir);
-        if let Some(lock) = LockFile::load(&path)? {
-            return Ok(Some((path, lock)));
-        }
+    match abs.parent() {
+        Some(dir) => Ok(qiao_directory::lock::find(dir)?),
+        None => Ok(None),
     }
-    Ok(None)
 }
 
 /// A catalog narrowed to what a lock file pins.
@@ -321,35 +318,19 @@ impl<'a> Locked<'a> {
 impl ConnectorCatalog for Locked<'_> {
     /// The pinned version, when it fits the request and the loaded component is the pinned one.
     fn resolve(&self, name: &str, req: Option<&VersionReq>) -> Result<ConnectorInfo, String> {
-        let lock = self.path.display();
-        let relock = "run `qiao connector lock` on the flow folder";
-        let Some(pin) = self.lock.connectors.get(name) else {
-            return Err(format!("connector \"{name}\" is not pinned in {lock}; {relock}"));
+        let find = |version: &str| {
+            let found = self
+                .catalog
+                .connectors
+                .iter()
+                .find(|f| f.info().id == name && f.info().version == version)?;
+            Some(qiao_directory::lock::Candidate {
+                value: found.info().clone(),
+                sha256: found.connector.sha256().to_string(),
+                location: found.path.display().to_string(),
+            })
         };
-        let version = semver::Version::parse(&pin.version)
-            .map_err(|e| format!("{lock}: {name} {}: {e}", pin.version))?;
-        if let Some(req) = req
-            && !req.matches(&version)
-        {
-            return Err(format!("{lock} pins {name} {version}, which does not satisfy {req}; {relock}"));
-        }
-        let Some(found) =
-            self.catalog.connectors.iter().find(|f| f.info().id == name && f.info().version == pin.version)
-        else {
-            return Err(format!(
-                "{lock} pins {name} {version}, which is not installed; {}",
-                self.catalog.searched_text()
-            ));
-        };
-        if found.connector.sha256() != pin.sha256 {
-            return Err(format!(
-                "{name} {version} in {} is not the component pinned in {lock} (sha256 {} instead of {})",
-                found.path.display(),
-                found.connector.sha256(),
-                pin.sha256
-            ));
-        }
-        Ok(found.info().clone())
+        self.lock.resolve(&self.path, name, req, find, || self.catalog.searched_text())
     }
 }
 

@@ -87,6 +87,67 @@ pub fn lock_path(dir: &Path) -> PathBuf {
     dir.join(LOCK_FILE)
 }
 
+/// The lock file that pins the flows in `dir`: `qiao.lock` in `dir` or in the nearest folder
+/// above it that has one, with its path.
+pub fn find(dir: &Path) -> Result<Option<(PathBuf, LockFile)>> {
+    let abs = std::path::absolute(dir).map_err(|e| Error::io(format!("resolve {}", dir.display()), e))?;
+    for dir in abs.ancestors() {
+        let path = lock_path(dir);
+        if let Some(lock) = LockFile::load(&path)? {
+            return Ok(Some((path, lock)));
+        }
+    }
+    Ok(None)
+}
+
+/// A loaded component of a pinned version, as [`LockFile::resolve`] checks it.
+pub struct Candidate<T> {
+    /// What resolving yields.
+    pub value: T,
+    /// The component's sha256 (hex).
+    pub sha256: String,
+    /// Where it was loaded from, for messages.
+    pub location: String,
+}
+
+impl LockFile {
+    /// Resolves connector `name`, requested as `req`, to exactly what this lock (read from
+    /// `path`) pins: the pinned version must satisfy `req`, be loaded (`find(version)`), and
+    /// be the pinned component (same sha256). `searched` says where connectors were looked for,
+    /// when the version is missing. Errors name the lock file and how to fix it.
+    pub fn resolve<T>(
+        &self,
+        path: &Path,
+        name: &str,
+        req: Option<&semver::VersionReq>,
+        find: impl FnOnce(&str) -> Option<Candidate<T>>,
+        searched: impl FnOnce() -> String,
+    ) -> std::result::Result<T, String> {
+        let lock = path.display();
+        let relock = "run `qiao connector lock` on the flow folder";
+        let Some(pin) = self.connectors.get(name) else {
+            return Err(format!("connector \"{name}\" is not pinned in {lock}; {relock}"));
+        };
+        let version = semver::Version::parse(&pin.version)
+            .map_err(|e| format!("{lock}: {name} {}: {e}", pin.version))?;
+        if let Some(req) = req
+            && !req.matches(&version)
+        {
+            return Err(format!("{lock} pins {name} {version}, which does not satisfy {req}; {relock}"));
+        }
+        let Some(found) = find(&pin.version) else {
+            return Err(format!("{lock} pins {name} {version}, which is not installed; {}", searched()));
+        };
+        if found.sha256 != pin.sha256 {
+            return Err(format!(
+                "{name} {version} in {} is not the component pinned in {lock} (sha256 {} instead of {})",
+                found.location, found.sha256, pin.sha256
+            ));
+        }
+        Ok(found.value)
+    }
+}
+
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Registry {
     locks: Vec<PathBuf>,

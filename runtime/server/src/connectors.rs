@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use qiao_contract::ConnectorInfo;
+use qiao_directory::lock::{Candidate, LockFile};
 use qiao_flow::{ConnectorCatalog, StaticCatalog};
 use qiao_host::{Connector, ConnectorPolicy, LoadError, Runtime};
 use semver::VersionReq;
@@ -144,6 +145,43 @@ impl LoadedConnectors {
             f(&mut list);
             *set = Set::new(list);
         }
+    }
+}
+
+/// The loaded connectors narrowed to what a lock file pins (`qiao.lock` next to the flows or
+/// above them): each connector resolves to exactly the pinned version and component, as
+/// `qiao run` resolves them.
+pub(crate) struct Pinned<'a> {
+    pub connectors: &'a LoadedConnectors,
+    /// The lock file's path, named in errors.
+    pub path: &'a Path,
+    pub lock: &'a LockFile,
+}
+
+impl ConnectorCatalog for Pinned<'_> {
+    fn resolve(&self, name: &str, req: Option<&VersionReq>) -> Result<ConnectorInfo, String> {
+        let find = |version: &str| {
+            let found = self.connectors.find(name, version)?;
+            Some(Candidate {
+                value: found.connector.info().clone(),
+                sha256: found.connector.sha256().to_string(),
+                location: found.path.map_or_else(|| "the server".to_string(), |p| p.display().to_string()),
+            })
+        };
+        let searched = || {
+            let versions: Vec<String> = self
+                .connectors
+                .installed()
+                .iter()
+                .filter(|c| c.connector.info().id == name)
+                .map(|c| c.connector.info().version.clone())
+                .collect();
+            match versions.is_empty() {
+                true => format!("the server has no version of {name} loaded"),
+                false => format!("the server has {name} {} loaded", versions.join(", ")),
+            }
+        };
+        self.lock.resolve(self.path, name, req, find, searched)
     }
 }
 

@@ -1,7 +1,8 @@
 //! The flows of the served folder and their tasks.
 //!
-//! Every `*.yaml`/`*.yml` file is loaded against the loaded connectors; a file that does not
-//! load is reported (`invalid`) and skipped, the others run. Changes go through one async
+//! Every `*.yaml`/`*.yml` file is loaded against the loaded connectors, pinned by the
+//! folder's `qiao.lock` when it has one (read at each reload; a changed lock re-resolves every
+//! flow); a file that does not load is reported (`invalid`) and skipped, the others run. Changes go through one async
 //! lock, so a reload, an enable/disable and the shutdown never interleave:
 //!
 //! - **start**: a webhook flow opens its intake and spawns its consumer; other flows spawn
@@ -21,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use axum::http::StatusCode;
+use qiao_directory::lock::LockFile;
 use qiao_engine::{FlowRunner, Intake, TriggerInput};
 use qiao_flow::{FileSecrets, FlowPlan, TriggerPlan};
 use qiao_store::Store;
@@ -33,7 +35,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::now_ms;
 use crate::config::Limits;
-use crate::connectors::LoadedConnectors;
+use crate::connectors::{LoadedConnectors, Pinned};
 use crate::error::ApiError;
 
 mod tasks;
@@ -182,6 +184,8 @@ pub(crate) struct Flows {
     invalid: RwLock<BTreeMap<String, String>>,
     /// Serializes changes; holds each running flow's task.
     tasks: tokio::sync::Mutex<HashMap<String, JoinHandle<()>>>,
+    /// The lock file (`qiao.lock`) the last reload resolved connectors with, if any.
+    lock: std::sync::Mutex<Option<(PathBuf, LockFile)>>,
 }
 
 impl Flows {
@@ -201,6 +205,7 @@ impl Flows {
             table: Arc::new(RwLock::new(BTreeMap::new())),
             invalid: RwLock::new(BTreeMap::new()),
             tasks: tokio::sync::Mutex::new(HashMap::new()),
+            lock: std::sync::Mutex::new(None),
         }
     }
 
@@ -307,10 +312,18 @@ impl Flows {
 
     // ----- changing -------------------------------------------------------------------------
 
-    fn load(&self, file: &Path, text: &str) -> Result<FlowPlan, String> {
+    /// Loads a flow file, its connectors pinned by `lock` when the folder has one.
+    fn load(&self, file: &Path, text: &str, lock: Option<&(PathBuf, LockFile)>) -> Result<FlowPlan, String> {
         let secrets = FileSecrets::open(&self.state_dir).map_err(|e| e.to_string())?;
-        qiao_flow::load(&file.display().to_string(), text, &self.connectors, &secrets)
-            .map_err(|d| d.to_string())
+        let name = file.display().to_string();
+        let loaded = match lock {
+            Some((path, lock)) => {
+                let pinned = Pinned { connectors: &self.connectors, path, lock };
+                qiao_flow::load(&name, text, &pinned, &secrets)
+            }
+            None => qiao_flow::load(&name, text, &self.connectors, &secrets),
+        };
+        loaded.map_err(|d| d.to_string())
     }
 
     fn flow_files(&self) -> Result<Vec<PathBuf>, String> {
@@ -334,6 +347,10 @@ impl Flows {
     pub async fn reload_refreshing(&self, refresh: Option<&str>) -> Result<ReloadReport, String> {
         let mut tasks = self.tasks.lock().await;
         let files = self.flow_files()?;
+        // A lock file that does not read stops the reload: running unpinned is not safe.
+        let lock = qiao_directory::lock::find(&self.dir).map_err(|e| e.to_string())?;
+        // A changed lock file re-resolves every flow; those whose connectors change restart.
+        let relock = self.lock.lock().map(|applied| *applied != lock).unwrap_or(true);
         let disabled = self.store.disabled_flows().map_err(|e| e.to_string())?;
         let mut report = ReloadReport::default();
         let current: Vec<(String, PathBuf, String, ConnectorsUsed)> = match self.table.read() {
@@ -356,8 +373,8 @@ impl Flows {
             };
             let existing = current.iter().find(|(_, f, ..)| f == &file);
             let same_text = existing.is_some_and(|(_, _, old, _)| old == &text);
-            let stale =
-                existing.is_some_and(|(.., used)| used.iter().any(|(c, _)| Some(c.as_str()) == refresh));
+            let stale = relock
+                || existing.is_some_and(|(.., used)| used.iter().any(|(c, _)| Some(c.as_str()) == refresh));
             if let Some((id, ..)) = existing
                 && same_text
                 && !stale
@@ -366,7 +383,7 @@ impl Flows {
                 report.unchanged.push(id.clone());
                 continue;
             }
-            let plan = match self.load(&file, &text) {
+            let plan = match self.load(&file, &text, lock.as_ref()) {
                 Ok(p) => p,
                 Err(problems) => {
                     tracing::warn!(file = %shown, problems = %problems, "flow file does not load; skipped");
@@ -432,6 +449,9 @@ impl Flows {
         }
         if let Ok(mut i) = self.invalid.write() {
             *i = report.invalid.clone();
+        }
+        if let Ok(mut applied) = self.lock.lock() {
+            *applied = lock;
         }
         Ok(report)
     }

@@ -5,7 +5,7 @@
 //! call the real HTTP connector (Wasm) against a loopback sink.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -1103,4 +1103,62 @@ async fn connectors_are_installed_from_a_directory_and_removed() {
         assert!(statuses.contains(&s), "{s} audited: {statuses:?}");
     }
     h.server.shutdown().await;
+}
+
+/// The loaded http connector's version and sha256, as a lock file pins them.
+async fn http_pin() -> (String, String) {
+    let runtime = Runtime::new(RuntimeConfig { pooling: false, ..Default::default() }).unwrap();
+    let connector = runtime.load_file(&http_wasm(), ConnectorPolicy::default()).await.unwrap();
+    (connector.info().version.clone(), connector.sha256().to_string())
+}
+
+/// `qiao.lock` next to the served flows pins their connectors, as it does for `qiao run`: a
+/// loaded component that is not the pinned one does not serve; a corrected lock file takes
+/// effect at the next reload although no flow file changed; a lock that leaves a connector
+/// out is refused and the running version keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_file_pins_the_connectors_of_served_flows() {
+    let (version, sha256) = http_pin().await;
+    let lock = |sha: &str| {
+        json!({"version": 1, "connectors": {"http": {"version": version, "sha256": sha, "requests": ["*"]}}})
+            .to_string()
+    };
+    let other = "0".repeat(64);
+    let h = harness_with(quick_limits(), 0, true, |sink| {
+        vec![("orders.yaml", webhook_flow(sink, 1, 2)), ("qiao.lock", lock(&other))]
+    })
+    .await;
+    let problems = |invalid: &Value| {
+        invalid
+            .as_object()
+            .and_then(|m| m.iter().find(|(file, _)| file.ends_with("orders.yaml")))
+            .and_then(|(_, p)| p.as_str().map(str::to_string))
+            .unwrap_or_default()
+    };
+    let at_start = json!(h.server.invalid.iter().cloned().collect::<BTreeMap<_, _>>());
+    let refused = problems(&at_start);
+    assert!(
+        refused.contains("is not the component pinned in")
+            && refused.contains("qiao.lock")
+            && refused.contains(&other),
+        "{refused}"
+    );
+    assert_eq!(h.hook(&json!({"id": "early"}), None).await.status(), 404, "an unpinned flow must not serve");
+
+    let admin = qiao_server::create_token(&h.store, "admin", Role::Admin).await.unwrap().0;
+    std::fs::write(h.flows.join("qiao.lock"), lock(&sha256)).unwrap();
+    let (status, report) = h.api("POST", "/api/v1/reload", Some(&admin), None).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["started"], json!(["orders"]), "{report}");
+    assert_eq!(h.hook(&json!({"id": "a"}), None).await.status(), 202);
+    h.wait_sink(1).await;
+
+    std::fs::write(h.flows.join("qiao.lock"), json!({"version": 1, "connectors": {}}).to_string()).unwrap();
+    let (status, report) = h.api("POST", "/api/v1/reload", Some(&admin), None).await;
+    assert_eq!(status, 200, "{report}");
+    let refused = problems(&report["invalid"]);
+    assert!(refused.contains("\"http\" is not pinned in") && refused.contains("keeps running"), "{refused}");
+    assert_eq!(h.hook(&json!({"id": "b"}), None).await.status(), 202);
+    h.wait_sink(2).await;
+    assert_eq!(h.sink_ids(), ["a", "b"]);
 }
