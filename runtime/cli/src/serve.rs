@@ -41,6 +41,10 @@ pub struct ServeArgs {
     /// SIGHUP or `POST /api/v1/reload`).
     #[arg(long, default_value_t = 2)]
     reload_every: u64,
+    /// Seconds a failed flow waits before it restarts; the wait doubles with each failure in
+    /// a row, up to 60 s.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=60))]
+    restart_backoff: u64,
 }
 
 pub async fn run(args: ServeArgs, state: &Path) -> Result<()> {
@@ -75,6 +79,7 @@ pub async fn run(args: ServeArgs, state: &Path) -> Result<()> {
         intake_capacity: args.intake_capacity.max(1),
         drain_timeout: Duration::from_secs(args.drain_timeout),
         reload_every: (args.reload_every > 0).then(|| Duration::from_secs(args.reload_every)),
+        restart_backoff: Duration::from_secs(args.restart_backoff),
         ..Default::default()
     };
     let serve_config =

@@ -228,3 +228,21 @@ fn token_create_list_revoke() {
     assert!(qiao(&["token", "revoke", "ci"]).status.success());
     assert!(!String::from_utf8_lossy(&qiao(&["token", "list"]).stdout).contains("operator"));
 }
+
+/// `--restart-backoff` takes 1–60 seconds; anything else is refused before serving.
+#[test]
+fn restart_backoff_out_of_range_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("flows")).unwrap();
+    for bad in ["0", "61", "soon"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_qiao"))
+            .arg("--state")
+            .arg(tmp.path().join("state"))
+            .args(["serve", "--restart-backoff", bad, "--listen", "127.0.0.1:0", "--flows"])
+            .arg(tmp.path().join("flows"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains("--restart-backoff"), "{bad}: {stderr}");
+    }
+}

@@ -156,6 +156,13 @@ pub struct DeadLetter {
     pub at_ms: u64,
 }
 
+impl DeadLetter {
+    /// The class of a dead letter made from a stored record that could not be read
+    /// ([`crate::Store::quarantine_unreadable`]): its data is the stored bytes as text, so it
+    /// is never replayed.
+    pub const UNREADABLE: &str = "unreadable";
+}
+
 /// A batch to complete, with the run-history outcomes of its records that were not stored
 /// one by one (see [`crate::Store::complete_batches`]).
 #[derive(Debug, Clone, PartialEq)]

@@ -54,7 +54,7 @@ pub(crate) fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> R
 
 /// The key prefix of a dead letter made from a stored record that could not be read
 /// ([`Store::quarantine_unreadable`]).
-const UNREADABLE: &str = "unreadable/";
+const UNREADABLE_KEY: &str = "unreadable/";
 
 /// Raises the persisted id counter to at least `next`.
 pub(crate) fn bump_next_id(txn: &WriteTransaction, next: u64) -> Result<(), StoreError> {
@@ -396,7 +396,7 @@ impl Store {
         let mut letters = Vec::with_capacity(rows.len());
         for (batch, seq, run_id, raw, error) in rows {
             tracing::error!(flow, batch, seq, error = %error, "stored record cannot be read; moved to the dead letters");
-            let key = format!("{UNREADABLE}{batch}/{seq}");
+            let key = format!("{UNREADABLE_KEY}{batch}/{seq}");
             let state = RecordState {
                 key,
                 data: serde_json::Value::String(String::from_utf8_lossy(&raw).into_owned()),
@@ -409,7 +409,7 @@ impl Store {
                 run_id,
                 state: state.clone(),
                 step: String::new(),
-                class: "internal".into(),
+                class: DeadLetter::UNREADABLE.into(),
                 error: format!("the stored record cannot be read: {error}"),
                 attempts: 0,
                 at_ms: now,
@@ -579,7 +579,7 @@ impl Store {
         now_ms: u64,
     ) -> Result<(String, u64), StoreError> {
         let dl = self.get_dead_letter(id)?;
-        if dl.class == "internal" && dl.state.key.starts_with(UNREADABLE) {
+        if dl.class == DeadLetter::UNREADABLE {
             // Its data is the unreadable bytes as text: run through the flow's steps, a map
             // would make nulls of every field and an action could book them.
             return Err(StoreError::Conflict(format!(
@@ -694,7 +694,7 @@ mod tests {
         );
         assert_eq!(pending[1].records[0].1, rec("a"));
         let dl = store.get_dead_letter(ids[0])?;
-        assert_eq!((dl.flow.as_str(), dl.run_id, dl.class.as_str()), ("f", 7, "internal"));
+        assert_eq!((dl.flow.as_str(), dl.run_id, dl.class.as_str()), ("f", 7, DeadLetter::UNREADABLE));
         assert!(dl.error.contains("cannot be read"), "{}", dl.error);
         assert_eq!(dl.state.key, format!("unreadable/{b1}/1"));
         assert!(
