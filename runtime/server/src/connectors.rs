@@ -176,9 +176,10 @@ impl ConnectorCatalog for Pinned<'_> {
                 .filter(|c| c.connector.info().id == name)
                 .map(|c| c.connector.info().version.clone())
                 .collect();
-            match versions.is_empty() {
-                true => format!("the server has no version of {name} loaded"),
-                false => format!("the server has {name} {} loaded", versions.join(", ")),
+            if versions.is_empty() {
+                format!("the server has no version of {name} loaded")
+            } else {
+                format!("the server has {name} {} loaded", versions.join(", "))
             }
         };
         self.lock.resolve(self.path, name, req, find, searched)

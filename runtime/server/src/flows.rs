@@ -2,8 +2,9 @@
 //!
 //! Every `*.yaml`/`*.yml` file is loaded against the loaded connectors, pinned by the
 //! folder's `qiao.lock` when it has one (read at each reload; a changed lock re-resolves every
-//! flow); a file that does not load is reported (`invalid`) and skipped, the others run. Changes go through one async
-//! lock, so a reload, an enable/disable and the shutdown never interleave:
+//! flow); a file that does not load is reported (`invalid`) and skipped, the others run.
+//! Changes go through one async lock, so a reload, an enable/disable and the shutdown never
+//! interleave:
 //!
 //! - **start**: a webhook flow opens its intake and spawns its consumer; other flows spawn
 //!   `FlowRunner::serve`. A disabled flow (kept in the store) is not started.
