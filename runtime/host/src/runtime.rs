@@ -76,6 +76,11 @@ fn engine_config(pooling: Option<&RuntimeConfig>) -> Config {
     let mut cfg = Config::new();
     cfg.wasm_component_model(true);
     cfg.epoch_interruption(true);
+    // Profiling builds only: a perf map names the connectors' compiled functions in `perf`.
+    #[cfg(feature = "profiling")]
+    if std::env::var_os("QIAO_WASM_PERFMAP").is_some() {
+        cfg.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     if let Some(rc) = pooling {
         let n = rc.max_instances.max(1);
         let mut p = PoolingAllocationConfig::default();
