@@ -263,8 +263,7 @@ impl FlowRunner {
                 store.update_run(id, &info).await?;
             }
         }
-        store.quarantine_unreadable(self.flow(), now_ms()).await?;
-        let pending = store.pending_batches(self.flow())?;
+        let pending = store.resume_batches(self.flow(), now_ms()).await?;
         if pending.is_empty() {
             return Ok(None);
         }

@@ -226,17 +226,18 @@ impl FlowRunner {
     }
 
     /// Verifies a webhook delivery with the trigger's connection (`verify-webhook`), when the
-    /// trigger names one; `None` otherwise.
+    /// trigger names one; `None` otherwise. `headers` is called only then: copying a request's
+    /// headers is work a plain JSON webhook does not need.
     pub async fn verify_webhook(
         &self,
-        headers: &[(String, String)],
+        headers: impl FnOnce() -> Vec<(String, String)>,
         body: &[u8],
     ) -> Option<Result<WebhookResult, CallError>> {
         let TriggerPlan::Webhook { connection: Some(connection), .. } = &self.inner.plan.trigger else {
             return None;
         };
         let conn = self.inner.connections.get(connection.as_str())?;
-        Some(conn.verify_webhook(headers, body).await)
+        Some(conn.verify_webhook(&headers(), body).await)
     }
 
     /// Serves a poll, schedule or manual flow until stopped: finishes what an earlier
@@ -340,10 +341,10 @@ impl WebhookConsumer {
     pub async fn run(self) -> Result<RunSummary, EngineError> {
         let WebhookConsumer { runner, run_id, mut info, tally, rx } = self;
         let inner = &runner.inner;
-        inner.store.quarantine_unreadable(runner.flow(), now_ms()).await?;
         let leftover: Vec<_> = inner
             .store
-            .pending_batches(runner.flow())?
+            .resume_batches(runner.flow(), now_ms())
+            .await?
             .into_iter()
             .filter(|b| b.meta.run_id != run_id)
             .collect();

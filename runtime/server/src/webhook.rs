@@ -127,7 +127,7 @@ async fn intake(
         Target::Failed => return Err(unavailable(retry, "the flow has failed and is restarting")),
         Target::Ready(intake) => intake,
     };
-    let TriggerPlan::Webhook { path, secret, delivery_id: delivery_header, connection, .. } =
+    let TriggerPlan::Webhook { path, secret, delivery_id: delivery_header, .. } =
         &intake.runner().plan().trigger
     else {
         return Err(ApiError::not_found(format!("no webhook flow {flow:?}")));
@@ -151,28 +151,24 @@ async fn intake(
         check_signature(secret.expose(), headers, &body)?;
     }
     let delivery = delivery_id(headers, delivery_header.as_deref())?;
-    // The headers are copied out only for a connector to read.
-    let verified = match connection {
-        Some(_) => intake.runner().verify_webhook(&connector_headers(headers, uri), &body).await,
-        None => None,
-    };
-    let (records, reply) = match verified {
-        Some(Ok(result)) => (Some(result.records), result.reply),
-        Some(Err(e)) => {
-            let (status, code) = match e.class() {
-                ErrorClass::Unauthorized => (StatusCode::UNAUTHORIZED, "bad-signature"),
-                ErrorClass::InvalidInput | ErrorClass::Permanent => (StatusCode::BAD_REQUEST, "bad-body"),
-                ErrorClass::Transient | ErrorClass::RateLimited => {
-                    return Err(unavailable(retry, "the connector could not verify the delivery now"));
-                }
-                ErrorClass::Config => (StatusCode::INTERNAL_SERVER_ERROR, "connector-config"),
-            };
-            tracing::warn!(flow, class = %e.class(), "webhook delivery refused by the connector");
-            return Err(ApiError::new(status, code, format!("delivery refused: {}", e.class())));
-        }
-        // No connector decodes it: the JSON body is the record.
-        None => (None, None),
-    };
+    let (records, reply) =
+        match intake.runner().verify_webhook(|| connector_headers(headers, uri), &body).await {
+            Some(Ok(result)) => (Some(result.records), result.reply),
+            Some(Err(e)) => {
+                let (status, code) = match e.class() {
+                    ErrorClass::Unauthorized => (StatusCode::UNAUTHORIZED, "bad-signature"),
+                    ErrorClass::InvalidInput | ErrorClass::Permanent => (StatusCode::BAD_REQUEST, "bad-body"),
+                    ErrorClass::Transient | ErrorClass::RateLimited => {
+                        return Err(unavailable(retry, "the connector could not verify the delivery now"));
+                    }
+                    ErrorClass::Config => (StatusCode::INTERNAL_SERVER_ERROR, "connector-config"),
+                };
+                tracing::warn!(flow, class = %e.class(), "webhook delivery refused by the connector");
+                return Err(ApiError::new(status, code, format!("delivery refused: {}", e.class())));
+            }
+            // No connector decodes it: the JSON body is the record.
+            None => (None, None),
+        };
     let delivered = match records {
         Some(records) if records.is_empty() => None,
         Some(records) => {

@@ -380,9 +380,24 @@ impl Store {
         Ok(out)
     }
 
+    /// [`Store::pending_batches`] at a flow's start: when a stored row does not decode, the
+    /// unreadable rows are first moved out of the way ([`Store::quarantine_unreadable`],
+    /// stamped `now`), so one bad row cannot stop the flow at every start. Every row is
+    /// decoded once when all are readable (the usual case).
+    pub async fn resume_batches(&self, flow: &str, now: u64) -> Result<Vec<PendingBatch>, StoreError> {
+        match self.pending_batches(flow) {
+            Err(StoreError::Decode { .. }) => {
+                self.quarantine_unreadable(flow, now).await?;
+                self.pending_batches(flow)
+            }
+            loaded => loaded,
+        }
+    }
+
     /// Moves every stored record of `flow` that can no longer be read (a bug, a damaged
     /// file, a format this version does not know) out of the way of its batch: each becomes
-    /// a dead letter holding its stored bytes as text, under the class `internal`, and its
+    /// a dead letter holding its stored bytes as text, under the class
+    /// [`DeadLetter::UNREADABLE`], and its
     /// row turns terminal, so the batch can complete and the flow can start. A batch whose
     /// metadata cannot be read keeps its records and loses only its cursor (it is unknown).
     /// Dead letters are stamped `now` (ms since the epoch). Returns their ids. Without this,
@@ -709,6 +724,24 @@ mod tests {
         );
         assert!(store.get_dead_letter(ids[0]).is_ok(), "a refused replay keeps the dead letter");
         assert!(store.allocate(1) > ids[0]);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn resume_batches_moves_unreadable_rows_only_when_a_load_fails() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(dir.path())?;
+        let meta = BatchMeta { run_id: 1, next_cursor: None, created_ms: 1 };
+        store.enqueue_batch("f", meta.clone(), &[rec("a")]).await?;
+        assert_eq!(store.resume_batches("f", 1).await?, store.pending_batches("f")?);
+        assert!(store.list_dead_letters(Some("f"))?.is_empty());
+        let b = store.allocate(1);
+        let meta = encode(&meta)?;
+        store.write(move |txn| insert_batch(txn, "f", b, &meta, &[b"\xff not json".to_vec()])).await?;
+        let pending = store.resume_batches("f", 1).await?;
+        assert_eq!(pending.len(), 2);
+        assert_eq!(pending[1].records[0].1.status, RecordStatus::DeadLettered);
+        assert_eq!(store.list_dead_letters(Some("f"))?.len(), 1);
         Ok(())
     }
 
