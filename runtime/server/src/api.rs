@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use crate::app::AppState;
 use crate::auth::{Caller, Role, create_token, now_ms};
 use crate::error::ApiError;
+use crate::flows::ReloadError;
 use crate::install;
 
 type ApiResult = Result<Response, ApiError>;
@@ -104,7 +105,14 @@ pub(crate) async fn run_flow(
 }
 
 pub(crate) async fn reload(State(app): State<Arc<AppState>>) -> ApiResult {
-    let report = detached(async move { app.flows.reload().await.map_err(ApiError::internal) }).await?;
+    let report = detached(async move {
+        app.flows.reload().await.map_err(|e| match e {
+            // The operator's file is wrong, not the server: say which and leave the flows be.
+            ReloadError::Lock(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad-lock-file", m),
+            ReloadError::Failed(m) => ApiError::internal(m),
+        })
+    })
+    .await?;
     ok(json!(report))
 }
 

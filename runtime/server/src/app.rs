@@ -35,7 +35,7 @@ pub enum ServerError {
         /// Why.
         message: String,
     },
-    /// The flows folder could not be read.
+    /// The flows could not be loaded: the folder, its lock file or the state store failed.
     #[error("{0}")]
     Flows(String),
 }
@@ -114,7 +114,7 @@ pub async fn start(
         installs: Installs::default(),
         webhook_meters: Default::default(),
     });
-    let report = app.flows.reload().await.map_err(ServerError::Flows)?;
+    let report = app.flows.reload().await.map_err(|e| ServerError::Flows(e.to_string()))?;
     for (file, problems) in &report.invalid {
         tracing::warn!(file = %file, problems = %problems, "flow skipped");
     }

@@ -137,6 +137,18 @@ pub(crate) enum Target {
     Ready(Intake),
 }
 
+/// Why a reload changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ReloadError {
+    /// The lock file beside or above the flows folder does not read. Serving unpinned would
+    /// not be safe, so the running flows stay as they are until it is mended.
+    #[error("{0}")]
+    Lock(String),
+    /// The flows folder, the state store or the flow table failed.
+    #[error("{0}")]
+    Failed(String),
+}
+
 /// What a reload did.
 #[derive(Debug, Default, Serialize)]
 pub(crate) struct ReloadReport {
@@ -339,27 +351,27 @@ impl Flows {
     }
 
     /// Loads the folder again and applies the differences (see the module docs).
-    pub async fn reload(&self) -> Result<ReloadReport, String> {
+    pub async fn reload(&self) -> Result<ReloadReport, ReloadError> {
         self.reload_refreshing(None).await
     }
 
     /// [`Self::reload`], also re-resolving the unchanged flows that use connector `refresh`
     /// (after it was installed): those that now resolve to another version restart on it.
-    pub async fn reload_refreshing(&self, refresh: Option<&str>) -> Result<ReloadReport, String> {
+    pub async fn reload_refreshing(&self, refresh: Option<&str>) -> Result<ReloadReport, ReloadError> {
         let mut tasks = self.tasks.lock().await;
-        let files = self.flow_files()?;
+        let files = self.flow_files().map_err(ReloadError::Failed)?;
         // A lock file that does not read stops the reload: running unpinned is not safe.
-        let lock = qiao_directory::lock::find(&self.dir).map_err(|e| e.to_string())?;
+        let lock = qiao_directory::lock::find(&self.dir).map_err(|e| ReloadError::Lock(e.to_string()))?;
         // A changed lock file re-resolves every flow; those whose connectors change restart.
         let relock = self.lock.lock().map(|applied| *applied != lock).unwrap_or(true);
-        let disabled = self.store.disabled_flows().map_err(|e| e.to_string())?;
+        let disabled = self.store.disabled_flows().map_err(|e| ReloadError::Failed(e.to_string()))?;
         let mut report = ReloadReport::default();
         let current: Vec<(String, PathBuf, String, ConnectorsUsed)> = match self.table.read() {
             Ok(t) => t
                 .iter()
                 .map(|(id, e)| (id.clone(), e.file.clone(), e.text.clone(), connectors_of(&e.plan)))
                 .collect(),
-            Err(_) => return Err("flow table poisoned".into()),
+            Err(_) => return Err(ReloadError::Failed("flow table poisoned".into())),
         };
         let mut keep: BTreeSet<String> = BTreeSet::new();
         let mut changed: Vec<(String, PathBuf, String, FlowPlan)> = Vec::new();

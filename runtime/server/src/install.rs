@@ -257,7 +257,7 @@ async fn reload_after(app: &AppState, id: &str) -> Value {
         Ok(report) => json!(report),
         Err(e) => {
             tracing::warn!(connector = id, error = %e, "flow reload after a connector install failed");
-            json!({"error": e})
+            json!({"error": e.to_string()})
         }
     }
 }

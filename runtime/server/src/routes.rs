@@ -77,7 +77,10 @@ pub const ROUTES: &[RouteSpec] = &[
             "Run a flow now (poll, schedule, manual; webhook flows take the body as an event)",
         )
     },
-    route("POST", "/api/v1/reload", O, "reloadFlows", "Reload the flows folder now"),
+    RouteSpec {
+        errors: &[(422, "The lock file (qiao.lock) does not read; the running flows are left as they are")],
+        ..route("POST", "/api/v1/reload", O, "reloadFlows", "Reload the flows folder now")
+    },
     RouteSpec {
         query: &[
             ("flow", "string", "Only runs of this flow"),

@@ -1160,5 +1160,15 @@ async fn a_lock_file_pins_the_connectors_of_served_flows() {
     assert!(refused.contains("\"http\" is not pinned in") && refused.contains("keeps running"), "{refused}");
     assert_eq!(h.hook(&json!({"id": "b"}), None).await.status(), 202);
     h.wait_sink(2).await;
-    assert_eq!(h.sink_ids(), ["a", "b"]);
+
+    // A lock file that does not read is the operator's mistake, not a server failure: 422
+    // naming the file, and the running flow is left as it is.
+    std::fs::write(h.flows.join("qiao.lock"), "{\"version\": 1, \"connectors\": ").unwrap();
+    let (status, answer) = h.api("POST", "/api/v1/reload", Some(&admin), None).await;
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(answer["error"]["code"], "bad-lock-file", "{answer}");
+    assert!(answer["error"]["message"].as_str().is_some_and(|m| m.contains("qiao.lock")), "{answer}");
+    assert_eq!(h.hook(&json!({"id": "c"}), None).await.status(), 202);
+    h.wait_sink(3).await;
+    assert_eq!(h.sink_ids(), ["a", "b", "c"]);
 }
