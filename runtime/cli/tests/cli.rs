@@ -5,8 +5,10 @@
 //! invocation with its own state directory.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -503,4 +505,78 @@ fn demo_moves_records_through_every_example_flow() {
     let robot_token = "5f1c0d9e8b7a6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d";
     assert!(!out.contains(robot_token), "a sandbox secret leaked into the demo output");
     assert!(out.contains("\"***\""), "the redaction shows");
+}
+
+/// Answers every HTTP request on a loopback port with `200 {}`; returns its address and the
+/// request lines it saw.
+fn recording_server() -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            log.lock().unwrap().push(line.trim_end().to_string());
+            let mut length = 0;
+            loop {
+                let mut header = String::new();
+                if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
+                    break;
+                }
+                if let Some(v) = header.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
+            );
+        }
+    });
+    (addr, seen)
+}
+
+/// Connector requests go direct even when the environment names a proxy: through a proxy the
+/// target's name is resolved by the proxy, past the check that keeps connectors without
+/// private network access off the internal network.
+#[test]
+fn connector_requests_ignore_proxy_variables() {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path().join("connectors");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(wasm("http"), dir.join("http.wasm")).unwrap();
+    let (target, to_target) = recording_server();
+    let (proxy, to_proxy) = recording_server();
+    write(
+        &tmp,
+        "post.yaml",
+        &format!(
+            "flow: post\nconnections:\n  api: {{ connector: http, config: {{ base_url: \"http://{target}\" }} }}\n\
+             trigger: {{ manual: {{}} }}\nsteps:\n  - id: send\n    action: {{ connection: api, operation: request, \
+             input: {{ method: \"'POST'\", url: \"'/orders'\", json: record }} }}\n"
+        ),
+    );
+    let proxy_url = format!("http://{proxy}");
+    let mut cmd = qiao(&tmp);
+    for var in ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"] {
+        cmd.env(var, &proxy_url);
+    }
+    for var in ["NO_PROXY", "no_proxy"] {
+        cmd.env_remove(var);
+    }
+    let (code, out, err) = run(cmd
+        .args(["run", "post.yaml", "--input", r#"{"id": 1}"#, "--json", "--allow-private", "--connectors"])
+        .arg(&dir));
+    assert_eq!(code, 0, "{out}\n{err}");
+    let runs: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(runs[0]["run"]["status"], "succeeded", "{out}");
+    assert_eq!(*to_target.lock().unwrap(), ["POST /orders HTTP/1.1"]);
+    assert!(to_proxy.lock().unwrap().is_empty(), "went through the proxy: {:?}", to_proxy.lock().unwrap());
 }

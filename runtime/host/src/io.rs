@@ -126,6 +126,12 @@ impl reqwest::dns::Resolve for PublicOnlyResolver {
 /// The two shared outbound clients: one that may reach only public addresses, one for
 /// connections granted private network access. Both keep connections alive and never follow
 /// redirects (a redirect could leave the granted hosts).
+///
+/// Neither takes a proxy from the environment (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`),
+/// which reqwest does by default: through a proxy the target's name is resolved by the proxy,
+/// out of reach of [`PublicOnlyResolver`], so a connector without private network access
+/// could reach the internal network; and a proxy on a private address would fail every
+/// request of the public client. Connections go direct.
 pub(crate) struct HttpClients {
     pub public: reqwest::Client,
     pub private: reqwest::Client,
@@ -137,6 +143,7 @@ impl HttpClients {
             reqwest::Client::builder()
                 .connect_timeout(connect_timeout)
                 .redirect(reqwest::redirect::Policy::none())
+                .no_proxy()
                 .pool_idle_timeout(Duration::from_secs(90))
                 .user_agent(concat!("qiao/", env!("CARGO_PKG_VERSION")))
         };
