@@ -26,8 +26,10 @@ struct Input {
     query: Map<String, Value>,
     #[serde(default)]
     headers: Map<String, Value>,
+    /// Only checked here: the body is serialized from the input in place (see [`run`]), not
+    /// from a copy of what may be the whole record.
     #[serde(default)]
-    json: Option<Value>,
+    json: Option<serde::de::IgnoredAny>,
     #[serde(default)]
     text: Option<String>,
     #[serde(default)]
@@ -76,7 +78,8 @@ enum Expect {
 pub(crate) fn run(req: InvokeRequest<'_>) -> Result<ActionOutput> {
     let config = Config::load(req.config)?;
     let input: Input = req.input()?;
-    let request = build(&config, &input, req.idempotency_key)?;
+    let json = req.input.get("json").filter(|v| !v.is_null());
+    let request = build(&config, &input, json, req.idempotency_key)?;
     let response = request.send()?.error_for_status()?;
     let output = output(response, input.expect)?;
     let items = match &input.item_results {
@@ -111,7 +114,7 @@ fn item_outcomes(body: &Value, spec: &ItemResults) -> Result<Vec<Result<Value, E
         .collect())
 }
 
-fn build(config: &Config, input: &Input, idempotency_key: &str) -> Result<Request> {
+fn build(config: &Config, input: &Input, json: Option<&Value>, idempotency_key: &str) -> Result<Request> {
     let method = input.method.to_ascii_uppercase();
     if !METHODS.contains(&method.as_str()) {
         return Err(Error::invalid_input(format!(
@@ -120,7 +123,7 @@ fn build(config: &Config, input: &Input, idempotency_key: &str) -> Result<Reques
             METHODS.join(", ")
         )));
     }
-    if input.json.is_some() && input.text.is_some() {
+    if json.is_some() && input.text.is_some() {
         return Err(Error::invalid_input("input has both json and text: send one body"));
     }
     let url = fill_placeholders(&input.url, &input.vars).map_err(Error::invalid_input)?;
@@ -131,7 +134,7 @@ fn build(config: &Config, input: &Input, idempotency_key: &str) -> Result<Reques
     for (name, value) in header_pairs(&input.headers, "headers").map_err(Error::invalid_input)? {
         headers.set(&name, &value);
     }
-    let body = match (&input.json, &input.text) {
+    let body = match (json, &input.text) {
         (Some(value), _) => {
             headers.set_default("content-type", "application/json");
             Some(serde_json::to_vec(value).map_err(|e| Error::invalid_input(format!("json body: {e}")))?)
