@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::StoreError;
 use crate::model::{BatchMeta, EncodedRecord};
-use crate::store::{Store, bump_next_id, decode, encode, insert_batch};
+use crate::store::{Store, decode, encode, insert_batch};
 
 /// token hash (hex) → `ApiToken`.
 const API_TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_tokens");
@@ -154,10 +154,10 @@ impl Store {
         let token =
             ApiToken { id: self.allocate(1), name: name.into(), role: role.into(), created_ms: now_ms };
         let bytes = encode(&token)?;
-        let (hash, id) = (hash.to_string(), token.id);
+        let hash = hash.to_string();
         self.write(move |txn| {
             txn.open_table(API_TOKENS)?.insert(hash.as_str(), bytes.as_slice())?;
-            bump_next_id(txn, id + 1)
+            Ok(())
         })
         .await?;
         Ok(token)
@@ -220,7 +220,7 @@ impl Store {
         let bytes = encode(entry)?;
         self.write(move |txn| {
             txn.open_table(AUDIT)?.insert(id, bytes.as_slice())?;
-            bump_next_id(txn, id + 1)
+            Ok(())
         })
         .await
     }

@@ -31,7 +31,8 @@ pub struct Store {
 struct Inner {
     db: Arc<Database>,
     writer: Writer,
-    next_id: AtomicU64,
+    /// The id allocator, shared with the writer, which persists it with each commit.
+    next_id: Arc<AtomicU64>,
     path: PathBuf,
 }
 
@@ -56,7 +57,9 @@ pub(crate) fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> R
 /// ([`Store::quarantine_unreadable`]).
 const UNREADABLE_KEY: &str = "unreadable/";
 
-/// Raises the persisted id counter to at least `next`.
+/// Raises the persisted id counter to at least `next`. The writer calls it once per commit
+/// with the allocator's value, which is above every id the commit's writes use: each was
+/// allocated before its write was queued.
 pub(crate) fn bump_next_id(txn: &WriteTransaction, next: u64) -> Result<(), StoreError> {
     let mut meta = txn.open_table(META)?;
     let current = meta.get(NEXT_ID)?.map(|v| v.value()).unwrap_or(1);
@@ -79,7 +82,7 @@ pub(crate) fn insert_batch(
     for (seq, bytes) in records.iter().enumerate() {
         table.insert((flow, id, seq as u64), bytes.as_ref())?;
     }
-    bump_next_id(txn, id + 1)
+    Ok(())
 }
 
 /// Completes one batch inside `txn` (see [`Store::complete_batches`]): deletes it with its
@@ -116,29 +119,26 @@ struct EncodedWrite {
     outcome: Option<(RunId, u64, Vec<u8>)>,
 }
 
-/// Applies encoded writes inside `txn`; returns the largest id they used (0 if none).
-fn apply_writes(txn: &WriteTransaction, flow: &str, writes: &[EncodedWrite]) -> Result<u64, StoreError> {
+/// Applies encoded writes inside `txn`.
+fn apply_writes(txn: &WriteTransaction, flow: &str, writes: &[EncodedWrite]) -> Result<(), StoreError> {
     if writes.is_empty() {
-        return Ok(0);
+        return Ok(());
     }
     let mut records = txn.open_table(RECORDS)?;
     let mut dead_letters = txn.open_table(DEAD_LETTERS)?;
     let mut run_records = txn.open_table(RUN_RECORDS)?;
-    let mut max_id = 0;
     for e in writes {
         if let Some(state) = &e.state {
             records.insert((flow, e.batch, e.seq), state.as_slice())?;
         }
         if let Some((id, bytes)) = &e.dead_letter {
             dead_letters.insert(*id, bytes.as_slice())?;
-            max_id = max_id.max(*id);
         }
         if let Some((run, n, bytes)) = &e.outcome {
             run_records.insert((*run, *n), bytes.as_slice())?;
-            max_id = max_id.max(*n);
         }
     }
-    Ok(max_id)
+    Ok(())
 }
 
 impl Store {
@@ -167,9 +167,10 @@ impl Store {
         let next_id = txn.open_table(META)?.get(NEXT_ID)?.map(|v| v.value()).unwrap_or(1);
         txn.commit()?;
         let db = Arc::new(db);
-        let writer =
-            Writer::start(db.clone()).map_err(|e| StoreError::Db(format!("cannot start writer: {e}")))?;
-        Ok(Store { inner: Arc::new(Inner { db, writer, next_id: AtomicU64::new(next_id), path }) })
+        let next_id = Arc::new(AtomicU64::new(next_id));
+        let writer = Writer::start(db.clone(), next_id.clone())
+            .map_err(|e| StoreError::Db(format!("cannot start writer: {e}")))?;
+        Ok(Store { inner: Arc::new(Inner { db, writer, next_id, path }) })
     }
 
     /// The state file.
@@ -244,11 +245,7 @@ impl Store {
     ) -> Result<Vec<Option<DeadLetterId>>, StoreError> {
         let (encoded, ids) = self.encode_writes(writes, &Default::default())?;
         let flow = flow.to_string();
-        self.write(move |txn| {
-            let max_id = apply_writes(txn, &flow, &encoded)?;
-            if max_id > 0 { bump_next_id(txn, max_id + 1) } else { Ok(()) }
-        })
-        .await?;
+        self.write(move |txn| apply_writes(txn, &flow, &encoded)).await?;
         Ok(ids)
     }
 
@@ -314,7 +311,7 @@ impl Store {
         let (encoded, _) = self.encode_writes(writes, &completed)?;
         let flow = flow.to_string();
         self.write(move |txn| {
-            let mut max_id = apply_writes(txn, &flow, &encoded)?;
+            apply_writes(txn, &flow, &encoded)?;
             for (batch, records) in ids {
                 complete_in(txn, &flow, batch, records)?;
             }
@@ -322,10 +319,9 @@ impl Store {
                 let mut run_records = txn.open_table(RUN_RECORDS)?;
                 for (run, n, bytes) in &outcomes {
                     run_records.insert((*run, *n), bytes.as_slice())?;
-                    max_id = max_id.max(*n);
                 }
             }
-            if max_id > 0 { bump_next_id(txn, max_id + 1) } else { Ok(()) }
+            Ok(())
         })
         .await
     }
@@ -445,14 +441,12 @@ impl Store {
             }
             let mut records = txn.open_table(RECORDS)?;
             let mut dead_letters = txn.open_table(DEAD_LETTERS)?;
-            let mut max_id = 0;
             for (batch, seq, id, letter, state) in &letters {
                 dead_letters.insert(*id, letter.as_slice())?;
                 records.insert((flow.as_str(), *batch, *seq), state.as_slice())?;
-                max_id = max_id.max(*id);
             }
             drop((batches, records, dead_letters));
-            if max_id > 0 { bump_next_id(txn, max_id + 1) } else { Ok(()) }
+            Ok(())
         })
         .await?;
         Ok(ids)
@@ -497,7 +491,7 @@ impl Store {
         let bytes = encode(info)?;
         self.write(move |txn| {
             txn.open_table(RUNS)?.insert(id, bytes.as_slice())?;
-            bump_next_id(txn, id + 1)
+            Ok(())
         })
         .await?;
         Ok(id)
@@ -615,7 +609,7 @@ impl Store {
             }
             txn.open_table(BATCHES)?.insert((flow.as_str(), batch), meta.as_slice())?;
             txn.open_table(RECORDS)?.insert((flow.as_str(), batch, 0), rec.as_slice())?;
-            bump_next_id(txn, batch + 1)
+            Ok(())
         })
         .await?;
         Ok((dl.flow, batch))
@@ -818,6 +812,35 @@ mod tests {
         // Ids keep growing across reopen.
         let run = store.start_run(&run_info()).await?;
         assert!(run > batch);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn ids_are_not_handed_out_again_after_reopen() -> anyhow::Result<()> {
+        // The writer persists the allocator once per commit, not each write: concurrent
+        // writes share commits, and every id they used must stay used.
+        let dir = tempfile::tempdir()?;
+        let used = {
+            let store = Store::open(dir.path())?;
+            let meta = || BatchMeta { run_id: 1, next_cursor: None, created_ms: 0 };
+            let mut writes = Vec::new();
+            for i in 0..20 {
+                let store = store.clone();
+                let batch = meta();
+                writes.push(tokio::spawn(async move {
+                    store.enqueue_batch("f", batch, &[rec(&format!("r{i}"))]).await
+                }));
+            }
+            let mut used = vec![store.start_run(&run_info()).await?];
+            for w in writes {
+                used.push(w.await??);
+            }
+            used
+        };
+        let store = Store::open(dir.path())?;
+        let next = store.start_run(&run_info()).await?;
+        let highest = used.iter().copied().max().unwrap_or(0);
+        assert!(next > highest, "id {next} handed out again (ids used before: up to {highest})");
         Ok(())
     }
 
