@@ -26,10 +26,10 @@ struct Input {
     query: Map<String, Value>,
     #[serde(default)]
     headers: Map<String, Value>,
-    /// Only whether it is there: the body is serialized from the input in place (see
-    /// [`run`]), not from a copy of what may be the whole record.
-    #[serde(default)]
-    json: Option<serde::de::IgnoredAny>,
+    /// Accepted here and read from the input in place (see [`run`]): the body is serialized
+    /// from it, not from a copy of what may be the whole record.
+    #[serde(default, rename = "json")]
+    _json: serde::de::IgnoredAny,
     #[serde(default)]
     text: Option<String>,
     #[serde(default)]
@@ -123,7 +123,7 @@ fn build(config: &Config, input: &Input, json: Option<&Value>, idempotency_key: 
             METHODS.join(", ")
         )));
     }
-    if input.json.is_some() && input.text.is_some() {
+    if json.is_some() && input.text.is_some() {
         return Err(Error::invalid_input("input has both json and text: send one body"));
     }
     let url = fill_placeholders(&input.url, &input.vars).map_err(Error::invalid_input)?;

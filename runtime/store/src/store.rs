@@ -445,7 +445,6 @@ impl Store {
                 dead_letters.insert(*id, letter.as_slice())?;
                 records.insert((flow.as_str(), *batch, *seq), state.as_slice())?;
             }
-            drop((batches, records, dead_letters));
             Ok(())
         })
         .await?;
